@@ -1,0 +1,94 @@
+"""The one interface every department adapter implements: small, async and batch-first."""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar
+
+import aiohttp
+
+from adapters.errors import SourceError
+from adapters.records import Department, PersonFacts, SearchPage, SubjectFacts
+from gateway.clock import Clock
+
+
+class SourceState(enum.StrEnum):
+    """Health of a source as the contract names it."""
+
+    OK = "OK"
+    STALE = "STALE"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """State of one department: for the sources query and per subject."""
+
+    department: Department
+    state: SourceState
+    as_of: datetime | None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """One [sources.<name>] table of the config file."""
+
+    name: str
+    url: str
+    timeout_s: float = 2.0
+    sync_interval_s: float = 300.0
+    max_concurrency: int = 8
+    options: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterDeps:
+    """Everything an adapter may use, handed in by the app's lifespan."""
+
+    config: SourceConfig
+    session: aiohttp.ClientSession
+    clock: Clock
+
+
+SubjectResult = SubjectFacts | SourceError
+PersonResult = PersonFacts | SourceError
+
+
+class Adapter(abc.ABC):
+    """A department seen through the gateway; created and closed by the app's lifespan."""
+
+    department: ClassVar[Department]
+    # The most codes one upstream call takes; the loaders chunk batches by it.
+    max_batch: ClassVar[int] = 1
+    supports_search: ClassVar[bool] = False
+
+    def __init__(self, deps: AdapterDeps) -> None:
+        self.deps = deps
+
+    async def start(self) -> None:
+        """Called once when the gateway starts (file sources take their first snapshot)."""
+
+    async def close(self) -> None:
+        """Called once when the gateway stops; background work ends here."""
+
+    @abc.abstractmethod
+    async def lookup_subjects(self, usccs: Sequence[str]) -> Mapping[str, SubjectResult]:
+        """Facts on each code (valid, normalised USCCs); every code gets a value or an error."""
+
+    async def lookup_persons(self, id_numbers: Sequence[str]) -> Mapping[str, PersonResult]:
+        """Facts on each full ID number; departments holding nothing on persons answer empty."""
+        now = self.deps.clock.now()
+        return {n: PersonFacts(self.department, n, now) for n in id_numbers}
+
+    async def search(self, name: str, offset: int, limit: int) -> SearchPage:
+        """Subjects whose name contains the text; only where supports_search is True."""
+        raise TypeError(f"{self.department.value} does not search by name")
+
+    @abc.abstractmethod
+    async def health(self) -> SourceHealth:
+        """Current state of the source: a cheap live probe, or the file sync state."""
