@@ -70,10 +70,11 @@ class Adapter(abc.ABC):
     def __init__(self, deps: AdapterDeps) -> None:
         self.deps = deps
 
-    async def start(self) -> None:
+    # Optional hooks: most departments need no start or stop work, so these are not abstract.
+    async def start(self) -> None:  # noqa: B027
         """Called once when the gateway starts (file sources take their first snapshot)."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027
         """Called once when the gateway stops; background work ends here."""
 
     @abc.abstractmethod

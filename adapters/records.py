@@ -130,6 +130,8 @@ class SubjectFacts:
     uscc: str
     as_of: datetime
     known: bool  # False when the department has nothing at all on the code
+    # True when served from an older snapshot because the latest refresh failed (state STALE).
+    stale: bool = False
     name: str | None = None
     registration: Registration | None = None
     legal_rep: PersonIdentity | None = None
@@ -156,6 +158,7 @@ class PersonFacts:
     department: Department
     id_number: str
     as_of: datetime
+    stale: bool = False
     name: str | None = None
     records: tuple[CreditRecord, ...] = ()
     positions: tuple[Position, ...] = ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from stdnum.cn import uscc as stdnum_uscc
@@ -11,6 +12,9 @@ from stdnum.iso7064 import mod_11_2
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _GB11714_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 RESIDENCE_PERMIT_PREFIXES = ("810000", "820000", "830000")
+# ASCII only: str.isdigit() would also take full-width and other Unicode digits.
+_ID_SHAPE = re.compile(r"[0-9]{17}[0-9X]")
+_REGION_SHAPE = re.compile(r"[0-9]{6}")
 
 
 class InvalidIdentity(ValueError):
@@ -40,7 +44,7 @@ def normalize_uscc(raw: str) -> str:
         raise InvalidIdentity("INVALID_USCC", "a USCC has 18 characters")
     if any(c not in USCC_ALPHABET for c in code):
         raise InvalidIdentity("INVALID_USCC", "a USCC uses digits and letters except I O S V Z")
-    if not code[2:8].isdigit():
+    if not _REGION_SHAPE.fullmatch(code[2:8]):
         raise InvalidIdentity("INVALID_USCC", "USCC characters 3-8 are a region code of digits")
     if code[16] != org_code_check_digit(code[8:16]):
         raise InvalidIdentity("INVALID_USCC", "the organisation code check digit does not hold")
@@ -66,7 +70,7 @@ def org_code_of(uscc: str) -> str:
 def normalize_id_number(raw: str, today: date) -> str:
     """Trimmed citizen ID with an upper-case X; raises InvalidIdentity(INVALID_ID_NUMBER)."""
     number = raw.strip().upper()
-    if len(number) != 18 or not number[:17].isdigit() or not (number[17].isdigit() or number[17] == "X"):
+    if not _ID_SHAPE.fullmatch(number):
         raise InvalidIdentity("INVALID_ID_NUMBER", "an ID number has 17 digits and a digit or X")
     if not mod_11_2.is_valid(number):
         raise InvalidIdentity("INVALID_ID_NUMBER", "the ID number check digit does not hold")

@@ -1,0 +1,330 @@
+"""Low-level HTTP for the department adapters: timeouts, size caps, failure classification."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+from collections.abc import Awaitable, Coroutine, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import aiohttp
+import orjson
+from multidict import CIMultiDictProxy
+
+from adapters.base import AdapterDeps, SourceHealth, SourceState
+from adapters.errors import FailureKind, SourceError
+from adapters.records import Department
+
+T = TypeVar("T")
+
+# Per-subject API answers are small; anything near this is not an answer we asked for.
+API_MAX_BYTES = 20 * 1024 * 1024
+_READ_CHUNK = 64 * 1024
+
+
+class PayloadError(ValueError):
+    """An answer that does not have the documented shape; it becomes BAD_PAYLOAD.
+
+    Messages are fixed texts written here (field names at most), never upstream content,
+    because a SourceError message may reach clients.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """A response read in full: used by adapters that look at status or headers themselves."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    charset: str | None
+
+
+async def fetch(
+    session: aiohttp.ClientSession,
+    department: Department,
+    method: str,
+    url: str,
+    *,
+    timeout_s: float,
+    params: Mapping[str, str] | None = None,
+    data: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    accept: frozenset[int] = frozenset({200}),
+    max_bytes: int = API_MAX_BYTES,
+) -> HttpAnswer:
+    """One HTTP exchange; any failure is raised as a SourceError of the right kind."""
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    try:
+        async with session.request(
+            method,
+            url,
+            params=params,
+            data=data,
+            headers=headers,
+            timeout=timeout,
+            # No department redirects; following one would leave the configured host.
+            allow_redirects=False,
+        ) as response:
+            if response.status not in accept:
+                raise status_error(department, response.status, response.headers)
+            body = await _read_capped(response, department, max_bytes)
+            return HttpAnswer(response.status, response.headers, body, response.charset)
+    except TimeoutError:
+        # Checked before ClientError: aiohttp's ServerTimeoutError is both.
+        raise SourceError(department, FailureKind.TIMEOUT, "no answer within the timeout") from None
+    except aiohttp.ClientError:
+        raise SourceError(department, FailureKind.UNAVAILABLE, "connection failed") from None
+
+
+def status_error(department: Department, status: int, headers: Mapping[str, str]) -> SourceError:
+    """The SourceError an unexpected HTTP status stands for (README: 429, 5xx maintenance)."""
+    if status == 429:
+        return SourceError(
+            department,
+            FailureKind.RATE_LIMITED,
+            "rate limited (HTTP 429)",
+            retry_after_s=parse_retry_after(headers.get("Retry-After")),
+        )
+    if status >= 500:
+        return SourceError(department, FailureKind.UNAVAILABLE, f"HTTP {status}")
+    return SourceError(department, FailureKind.BAD_PAYLOAD, f"unexpected HTTP {status}")
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date (RFC 9110)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+async def _read_capped(
+    response: aiohttp.ClientResponse, department: Department, max_bytes: int
+) -> bytes:
+    too_large = SourceError(department, FailureKind.BAD_PAYLOAD, "answer too large")
+    if response.content_length is not None and response.content_length > max_bytes:
+        raise too_large
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(_READ_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise too_large
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def decode_json(body: bytes) -> object:
+    """JSON from a body; an HTML maintenance page or truncated text is a PayloadError."""
+    try:
+        value: object = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise PayloadError("answer is not valid JSON") from None
+    return value
+
+
+class Pacer:
+    """Client-side token bucket: used where a department publishes a request-rate limit."""
+
+    def __init__(self, rate_per_s: float, burst: float = 1.0) -> None:
+        if rate_per_s <= 0 or burst < 1:
+            raise ValueError("a pace needs a positive rate and a burst of at least one request")
+        self._rate = rate_per_s
+        self._capacity = burst
+        self._tokens = burst
+        self._updated: float | None = None
+        # FIFO waiters; one that is cancelled while waiting has taken no token, so a
+        # timed-out batch leaves no phantom reservations behind for the next call.
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        """Return when one more request may be sent."""
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            while True:
+                now = loop.time()
+                if self._updated is not None:
+                    elapsed = now - self._updated
+                    self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
+                self._updated = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                await asyncio.sleep((1 - self._tokens) / self._rate)
+
+
+class SourceHttp:
+    """One per live adapter: its base URL, timeout, concurrency bound and optional pace."""
+
+    def __init__(
+        self, deps: AdapterDeps, department: Department, max_rps: float | None = None
+    ) -> None:
+        self.deps = deps
+        self.department = department
+        self.base_url = deps.config.url.rstrip("/")
+        self.timeout_s = deps.config.timeout_s
+        # Shared by every call of the adapter, so one big batch cannot flood the department.
+        self._slots = asyncio.Semaphore(max(1, deps.config.max_concurrency))
+        self._pacer = Pacer(max_rps) if max_rps is not None else None
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        accept: frozenset[int] = frozenset({200}),
+    ) -> HttpAnswer:
+        """One call to the department, within the concurrency bound and pace."""
+        async with self._slots:
+            if self._pacer is not None:
+                await self._pacer.wait()
+            return await fetch(
+                self.deps.session,
+                self.department,
+                method,
+                self.base_url + path,
+                timeout_s=self.timeout_s,
+                params=params,
+                data=data,
+                headers=headers,
+                accept=accept,
+            )
+
+    async def get_json(self, path: str, params: Mapping[str, str] | None = None) -> object:
+        """GET answered by JSON (courts, market single calls)."""
+        answer = await self.request("GET", path, params=params)
+        return decode_json(answer.body)
+
+    async def post_json(self, path: str, payload: object) -> object:
+        """POST a JSON body answered by JSON (market batch calls)."""
+        answer = await self.request(
+            "POST",
+            path,
+            data=orjson.dumps(payload),
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        )
+        return decode_json(answer.body)
+
+    def deadline(self) -> float:
+        """Loop time by which a whole lookup must be answered (contract §6: timeout_s)."""
+        return asyncio.get_running_loop().time() + self.timeout_s
+
+    async def settle(self, work: Awaitable[T], deadline: float) -> T | SourceError:
+        """The result of a chunk's work, or the SourceError standing in for it."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await work
+        except SourceError as exc:
+            return exc
+        except PayloadError as exc:
+            return SourceError(self.department, FailureKind.BAD_PAYLOAD, str(exc))
+        except TimeoutError:
+            # The chunk as a whole (queueing, pace, several pages) ran past timeout_s.
+            return SourceError(self.department, FailureKind.TIMEOUT, "no answer within the timeout")
+
+    async def probe(self, work: Awaitable[object]) -> SourceHealth:
+        """health() of a live source: OK when one cheap real call succeeds in time."""
+        result = await self.settle(work, self.deadline())
+        if isinstance(result, SourceError):
+            return SourceHealth(self.department, SourceState.UNAVAILABLE, None, result.message)
+        return SourceHealth(self.department, SourceState.OK, self.deps.clock.now())
+
+
+async def gather_strict(*calls: Coroutine[Any, Any, T]) -> list[T]:
+    """Run calls together: all results, or the first failure with the other calls cancelled."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]
+    except BaseExceptionGroup as failures:
+        # One failing call decides the whole chunk's answer; re-raise it as itself, so the
+        # callers' SourceError/PayloadError handling applies unchanged.
+        first: BaseException = failures
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
+    return [task.result() for task in tasks]
+
+
+def option_float(options: Mapping[str, object], key: str, default: float) -> float:
+    """A positive number from a [sources.<name>] table's extra keys; ValueError if not."""
+    value = options.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"source option {key} must be a positive number")
+    return float(value)
+
+
+# Helpers for reading decoded JSON: every shape check raises PayloadError.
+
+
+def as_object(value: object, what: str) -> dict[str, object]:
+    """A JSON object, or PayloadError naming what was expected."""
+    if not isinstance(value, dict):
+        raise PayloadError(f"{what} is not an object")
+    return value
+
+
+def as_list(value: object, what: str) -> list[object]:
+    """A JSON array, or PayloadError naming what was expected."""
+    if not isinstance(value, list):
+        raise PayloadError(f"{what} is not a list")
+    return value
+
+
+def opt_text(obj: Mapping[str, object], key: str) -> str | None:
+    """A string field where empty, null or absent all mean no value."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{key} is not a string")
+    value = value.strip()
+    return value or None
+
+
+def req_text(obj: Mapping[str, object], key: str) -> str:
+    """A string field that must be present and non-empty (ids, codes)."""
+    value = opt_text(obj, key)
+    if value is None:
+        raise PayloadError(f"{key} is missing")
+    return value
+
+
+def req_int(obj: Mapping[str, object], key: str) -> int:
+    """An integer field (JSON number without fraction; booleans refused)."""
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PayloadError(f"{key} is not an integer")
+    return value
+
+
+def masked_id(value: str | None) -> str | None:
+    """An ID number as a department gave it, masked to contract §1's form (6 + 8 * + 4).
+
+    Departments mask differently (courts keep the birth year: first 10 and last 4 shown);
+    re-masking only ever hides more, and gives one form to compare across departments.
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if len(text) <= 10:
+        return "*" * len(text)
+    return text[:6] + "*" * (len(text) - 10) + text[-4:]

@@ -1,0 +1,28 @@
+"""The one place that knows the four departments: config name → adapter class."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from adapters.base import Adapter, AdapterDeps, SourceConfig
+from adapters.courts import CourtsAdapter
+from adapters.market import MarketAdapter
+from adapters.tax import TaxAdapter
+from adapters.water import WaterAdapter
+from gateway.clock import Clock
+
+ADAPTER_TYPES: dict[str, type[Adapter]] = {
+    "courts": CourtsAdapter,
+    "market": MarketAdapter,
+    "tax": TaxAdapter,
+    "water": WaterAdapter,
+}
+
+
+def build_adapter(config: SourceConfig, session: aiohttp.ClientSession, clock: Clock) -> Adapter:
+    """Used by the runtime at start: the adapter for one [sources.<name>] table."""
+    try:
+        adapter_type = ADAPTER_TYPES[config.name]
+    except KeyError:
+        raise ValueError(f"no adapter for source {config.name!r}") from None
+    return adapter_type(AdapterDeps(config=config, session=session, clock=clock))

@@ -1,0 +1,48 @@
+"""Wiring only: the Starlette app, its routes, middleware and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from gateway.auth import AuthMiddleware
+from gateway.clock import Clock
+from gateway.config import GatewayConfig
+from gateway.context import GatewayGraphQL
+from gateway.runtime import Runtime
+from schema import build_schema
+
+
+def create_app(config: GatewayConfig, clock: Clock | None = None) -> Starlette:
+    """The gateway as an ASGI app; used by `serve`, `demo` and the tests."""
+    runtime = Runtime(config, clock or Clock.from_env())
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/graphql", GatewayGraphQL(build_schema()), methods=["GET", "POST"]),
+        ],
+        middleware=[Middleware(AuthMiddleware, authenticator=runtime.authenticator)],
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    return app
+
+
+async def healthz(_: Request) -> JSONResponse:
+    """Liveness: the process answers; department health is the `sources` query."""
+    return JSONResponse({"status": "ok"})

@@ -1,0 +1,119 @@
+"""The `credit-gateway` command: serve, schema, sandbox and demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from gateway.config import ConfigError, load_config
+
+log = logging.getLogger("credit_gateway")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        result: int = args.run(args)
+    except ConfigError as exc:
+        print(f"credit-gateway: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="credit-gateway", description=__doc__)
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway (GraphQL at /graphql)")
+    serve.add_argument("--config", required=True, help="TOML file, see docs/configuration.md")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=_serve)
+
+    schema = commands.add_parser("schema", help="print the GraphQL SDL")
+    schema.set_defaults(run=_schema)
+
+    sandbox = commands.add_parser("sandbox", help="run the four department stand-ins")
+    _dataset_arguments(sandbox)
+    sandbox.add_argument("--host", default="127.0.0.1")
+    for index, name in enumerate(("courts", "market", "tax", "water")):
+        sandbox.add_argument(f"--{name}-port", type=int, default=9101 + index)
+    sandbox.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="DEPT:KNOB=VALUE,…",
+        help="inject faults, e.g. courts:latency_ms=200,error_rate=0.1 (repeatable)",
+    )
+    sandbox.set_defaults(run=_sandbox)
+
+    demo = commands.add_parser("demo", help="sandbox + gateway on one machine, with demo keys")
+    _dataset_arguments(demo)
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--dir", default=".demo", help="where the demo config and audit log go")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=2026, help="dataset seed (deterministic)")
+    parser.add_argument("--subjects", type=int, default=2000, help="number of subjects")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    app = create_app(load_config(args.config))
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _schema(_: argparse.Namespace) -> int:
+    from schema import build_schema
+
+    print(build_schema().as_str())
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from gateway.clock import Clock
+    from sandbox.faults import FaultState, parse_fault_spec
+    from sandbox.generator import generate
+    from sandbox.runner import serve_forever
+
+    dataset = generate(args.seed, args.subjects, Clock.from_env().today())
+    ports = {name: getattr(args, f"{name}_port") for name in ("courts", "market", "tax", "water")}
+    faults: dict[str, FaultState] = {}
+    for spec in args.fault:
+        try:
+            department, knobs = parse_fault_spec(spec)
+        except ValueError as exc:
+            raise ConfigError(f"--fault {spec}: {exc}") from None
+        faults.setdefault(department, FaultState.for_department(department)).update(knobs)
+    asyncio.run(serve_forever(dataset, args.host, ports, faults))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    asyncio.run(run_demo(args.seed, args.subjects, args.host, args.port, args.dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

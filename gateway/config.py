@@ -1,0 +1,182 @@
+"""The TOML configuration of contract §6, parsed and checked once at start."""
+
+from __future__ import annotations
+
+import enum
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapters.base import SourceConfig
+
+_SOURCE_KEYS = {"url", "timeout_s", "sync_interval_s", "max_concurrency"}
+DEPARTMENT_SOURCES = ("courts", "market", "tax", "water")
+
+
+class ConfigError(ValueError):
+    """A configuration the gateway refuses to start with; the message names the entry."""
+
+
+class Role(enum.StrEnum):
+    """Caller roles of contract §5, from least to most trusted."""
+
+    PUBLIC = "public"
+    PARTNER = "partner"
+    BANK = "bank"
+    REGULATOR = "regulator"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """One [[clients]] entry: an API key's hash and what its holder may do."""
+
+    id: str
+    role: Role
+    key_sha256: str
+    purposes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditConfig:
+    """Where personal-information queries are logged."""
+
+    url: str = "sqlite:///var/lib/credit-gateway/audit.db"
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Request limits; batch size per contract (at most 1000 codes)."""
+
+    max_batch: int = 1000
+    search_page_max: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """The whole configuration the app is built from."""
+
+    sources: Mapping[str, SourceConfig]
+    clients: tuple[ClientConfig, ...] = ()
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read and check a config file; used by every command that takes --config."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+    return parse_config(data)
+
+
+def parse_config(data: Mapping[str, Any]) -> GatewayConfig:
+    """Build a GatewayConfig from parsed TOML; raises ConfigError naming the bad entry."""
+    unknown = set(data) - {"sources", "clients", "audit", "limits"}
+    if unknown:
+        raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+    sources = _table(data, "sources")
+    missing = [name for name in DEPARTMENT_SOURCES if name not in sources]
+    if missing:
+        raise ConfigError(f"[sources] lacks {', '.join(missing)}")
+    extra = sorted(set(sources) - set(DEPARTMENT_SOURCES))
+    if extra:
+        raise ConfigError(f"[sources.{extra[0]}] is not a known department")
+    return GatewayConfig(
+        sources={name: _source(name, _table(sources, name)) for name in DEPARTMENT_SOURCES},
+        clients=_clients(data.get("clients", [])),
+        audit=AuditConfig(**_known(_table(data, "audit", required=False), "audit", {"url"})),
+        limits=_limits(_table(data, "limits", required=False)),
+    )
+
+
+def _table(data: Mapping[str, Any], key: str, required: bool = True) -> Mapping[str, Any]:
+    value = data.get(key)
+    if value is None and not required:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"[{key}] must be a table")
+    return value
+
+
+def _known(table: Mapping[str, Any], where: str, keys: set[str]) -> dict[str, Any]:
+    unknown = set(table) - keys
+    if unknown:
+        raise ConfigError(f"[{where}] has unknown key(s): {', '.join(sorted(unknown))}")
+    return dict(table)
+
+
+def _positive(table: Mapping[str, Any], key: str, where: str, default: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"[{where}] {key} must be a positive number")
+    return float(value)
+
+
+def _source(name: str, table: Mapping[str, Any]) -> SourceConfig:
+    where = f"sources.{name}"
+    url = table.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(f"[{where}] url must be an http(s) URL")
+    # Keys beyond the contract's are adapter options (e.g. courts max_rps).
+    options = {k: v for k, v in table.items() if k not in _SOURCE_KEYS}
+    return SourceConfig(
+        name=name,
+        url=url.rstrip("/"),
+        timeout_s=_positive(table, "timeout_s", where, 2.0),
+        sync_interval_s=_positive(table, "sync_interval_s", where, 300.0),
+        max_concurrency=int(_positive(table, "max_concurrency", where, 8)),
+        options=options,
+    )
+
+
+def _clients(entries: Any) -> tuple[ClientConfig, ...]:
+    if not isinstance(entries, list):
+        raise ConfigError("[[clients]] must be an array of tables")
+    clients = tuple(_client(index, entry) for index, entry in enumerate(entries))
+    ids = [c.id for c in clients]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ConfigError(f"client id {dupes[0]} appears more than once")
+    if len({c.key_sha256 for c in clients}) != len(clients):
+        raise ConfigError("two clients share one key_sha256")
+    return clients
+
+
+def _client(index: int, entry: Any) -> ClientConfig:
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"clients[{index}] must be a table")
+    entry = _known(entry, f"clients[{index}]", {"id", "role", "key_sha256", "purposes"})
+    client_id = entry.get("id")
+    if not isinstance(client_id, str) or not client_id:
+        raise ConfigError(f"clients[{index}] needs an id")
+    try:
+        role = Role(entry.get("role"))
+    except ValueError:
+        roles = ", ".join(r.value for r in Role)
+        raise ConfigError(f"client {client_id}: role must be one of {roles}") from None
+    key = entry.get("key_sha256")
+    if not isinstance(key, str) or not _is_sha256_hex(key):
+        raise ConfigError(f"client {client_id}: key_sha256 must be 64 hex digits")
+    purposes = entry.get("purposes", [])
+    if not isinstance(purposes, list) or not all(isinstance(p, str) for p in purposes):
+        raise ConfigError(f"client {client_id}: purposes must be a list of strings")
+    return ClientConfig(client_id, role, key.lower(), tuple(purposes))
+
+
+def _is_sha256_hex(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value.lower())
+
+
+def _limits(table: Mapping[str, Any]) -> LimitsConfig:
+    table = _known(table, "limits", {"max_batch", "search_page_max"})
+    return LimitsConfig(
+        max_batch=int(_positive(table, "max_batch", "limits", 1000)),
+        search_page_max=int(_positive(table, "search_page_max", "limits", 100)),
+    )

@@ -1,0 +1,51 @@
+"""The gateway's long-lived parts, opened and closed by the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+
+from adapters.base import Adapter
+from adapters.registry import build_adapter
+from gateway.auth import Authenticator
+from gateway.clock import Clock
+from gateway.config import GatewayConfig
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """Config, clock and one adapter per department, each with its own HTTP session."""
+
+    def __init__(self, config: GatewayConfig, clock: Clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.authenticator = Authenticator(config.clients)
+        self.adapters: list[Adapter] = []
+        self._sessions: list[aiohttp.ClientSession] = []
+
+    async def start(self) -> None:
+        """Open the sessions and start the adapters (file sources take their first snapshot)."""
+        for source in self.config.sources.values():
+            # One session per source: its own connection pool, closed with the gateway.
+            session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=source.timeout_s),
+                connector=aiohttp.TCPConnector(limit=max(source.max_concurrency, 1) * 4),
+            )
+            self._sessions.append(session)
+            self.adapters.append(build_adapter(source, session, self.clock))
+        await asyncio.gather(*(adapter.start() for adapter in self.adapters))
+        log.info("gateway started with %d sources", len(self.adapters))
+
+    async def close(self) -> None:
+        """Stop the adapters' background work, then close their sessions."""
+        await asyncio.gather(*(a.close() for a in self.adapters), return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in self._sessions), return_exceptions=True)
+        self.adapters.clear()
+        self._sessions.clear()
+
+    def searcher(self) -> Adapter | None:
+        """The adapter that searches subjects by name, if any source can."""
+        return next((a for a in self.adapters if a.supports_search), None)

@@ -1,0 +1,94 @@
+"""Per-request DataLoaders: one per department, so a query's codes become batched calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from adapters.base import Adapter
+from adapters.errors import FailureKind, SourceError
+from adapters.records import Department, PersonFacts, SubjectFacts
+
+log = logging.getLogger(__name__)
+F = TypeVar("F", SubjectFacts, PersonFacts)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer(Generic[F]):
+    """One department's answer for one key: facts, or the error that stands in for them."""
+
+    department: Department
+    facts: F | None = None
+    error: SourceError | None = None
+
+
+class Loaders:
+    """Created for each request; every resolver goes through these, never the adapters."""
+
+    def __init__(self, adapters: Sequence[Adapter]) -> None:
+        self._subjects: dict[Department, DataLoader[str, Answer[SubjectFacts]]] = {
+            a.department: DataLoader(_batch(a.department, a.lookup_subjects)) for a in adapters
+        }
+        self._persons: dict[Department, DataLoader[str, Answer[PersonFacts]]] = {
+            a.department: DataLoader(_batch(a.department, a.lookup_persons)) for a in adapters
+        }
+        self.failures: dict[Department, SourceError] = {}
+
+    async def subject(self, uscc: str) -> dict[Department, Answer[SubjectFacts]]:
+        """Every department's answer on one subject."""
+        return (await self.subjects([uscc]))[0]
+
+    async def subjects(self, usccs: Sequence[str]) -> list[dict[Department, Answer[SubjectFacts]]]:
+        """Every department's answers on many subjects, batched per department."""
+        return await self._gather(self._subjects, usccs)
+
+    async def persons(self, ids: Sequence[str]) -> list[dict[Department, Answer[PersonFacts]]]:
+        """Every department's answers on many persons (full ID numbers)."""
+        return await self._gather(self._persons, ids)
+
+    async def _gather(
+        self, loaders: Mapping[Department, DataLoader[str, Answer[F]]], keys: Sequence[str]
+    ) -> list[dict[Department, Answer[F]]]:
+        departments = list(loaders)
+        per_department = await asyncio.gather(
+            *(loaders[d].load_many(list(keys)) for d in departments)
+        )
+        for answers in per_department:
+            for answer in answers:
+                if answer.error is not None:
+                    self.failures.setdefault(answer.department, answer.error)
+        return [
+            {d: answers[i] for d, answers in zip(departments, per_department, strict=True)}
+            for i in range(len(keys))
+        ]
+
+
+def _batch(
+    department: Department,
+    lookup: Callable[[Sequence[str]], Awaitable[Mapping[str, F | SourceError]]],
+) -> Callable[[list[str]], Awaitable[list[Answer[F]]]]:
+    async def load(keys: list[str]) -> list[Answer[F]]:
+        try:
+            results = await lookup(keys)
+        except Exception:
+            # An adapter bug must cost this department's answer, not the query, and never
+            # read as "nothing found": the department counts as not having answered.
+            log.exception("adapter %s failed", department.value)
+            results = {}
+        return [_answer(department, results.get(key)) for key in keys]
+
+    return load
+
+
+def _answer(department: Department, result: F | SourceError | None) -> Answer[F]:
+    if isinstance(result, SourceError):
+        return Answer(department, error=result)
+    if result is None:
+        error = SourceError(department, FailureKind.UNAVAILABLE, "no answer for this code")
+        return Answer(department, error=error)
+    return Answer(department, facts=result)

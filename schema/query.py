@@ -1,0 +1,122 @@
+"""The Query root: each field checks the caller, calls the query logic and maps the result."""
+
+from __future__ import annotations
+
+import asyncio
+
+import strawberry
+
+from adapters.base import SourceHealth, SourceState
+from resolvers.subjects import find_subject, find_subjects, search_subjects
+from schema.permissions import context, require_not_public
+from schema.types import SourceStatus, Subject
+
+
+@strawberry.type(description="批量查询错误 / Why one item of a batch has no subject.")
+class LookupError:
+    code: str = strawberry.field(description="INVALID_USCC, NOT_FOUND or SOURCE_UNAVAILABLE")
+    message: str
+
+
+@strawberry.type(description="批量查询结果项 / One item of a batch, in input order.")
+class SubjectLookup:
+    uscc: str
+    subject: Subject | None
+    error: LookupError | None
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class SubjectEdge:
+    cursor: str
+    node: Subject
+
+
+@strawberry.type
+class SubjectConnection:
+    edges: list[SubjectEdge]
+    page_info: PageInfo
+    total_count: int | None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description="按统一社会信用代码查询市场主体，各部门数据合并；无部门知晓该代码时为空 / One "
+        "market subject stitched from every department; null when no department knows the code."
+    )
+    async def subject(self, info: strawberry.Info, uscc: str) -> Subject | None:
+        ctx = context(info)
+        view = await find_subject(ctx.loaders, ctx.today, uscc)
+        return Subject(view=view) if view else None
+
+    @strawberry.field(
+        description="批量查询，按输入顺序返回，至多1000个代码；匿名调用者不可用 / Many subjects "
+        "in one call, answers in input order; at most 1000 codes. Not for anonymous callers."
+    )
+    async def subjects(self, info: strawberry.Info, usccs: list[str]) -> list[SubjectLookup]:
+        require_not_public(info, "subjects")
+        ctx = context(info)
+        lookups = await find_subjects(
+            ctx.loaders, ctx.today, usccs, ctx.runtime.config.limits.max_batch
+        )
+        return [
+            SubjectLookup(
+                uscc=item.uscc,
+                subject=Subject(view=item.view) if item.view else None,
+                error=LookupError(code=item.error_code, message=item.error_message or "")
+                if item.error_code
+                else None,
+            )
+            for item in lookups
+        ]
+
+    @strawberry.field(
+        description="按名称模糊查询市场主体 / Subjects whose registered name contains the text."
+    )
+    async def search_subjects(
+        self,
+        info: strawberry.Info,
+        name: str,
+        first: int | None = 20,
+        after: str | None = strawberry.UNSET,
+    ) -> SubjectConnection:
+        ctx = context(info)
+        result = await search_subjects(
+            ctx.runtime.searcher(),
+            ctx.loaders,
+            ctx.today,
+            name,
+            20 if first is None else first,
+            after or None,
+            ctx.runtime.config.limits.search_page_max,
+        )
+        edges = [SubjectEdge(cursor=c, node=Subject(view=v)) for c, v in result.edges]
+        return SubjectConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=result.has_next,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            total_count=result.total,
+        )
+
+    @strawberry.field(
+        description="各部门数据源的健康与新鲜度 / Health and freshness of each department source."
+    )
+    async def sources(self, info: strawberry.Info) -> list[SourceStatus]:
+        adapters = context(info).runtime.adapters
+        healths = await asyncio.gather(*(a.health() for a in adapters), return_exceptions=True)
+        statuses = []
+        for adapter, health in zip(adapters, healths, strict=True):
+            if isinstance(health, BaseException):
+                health = SourceHealth(
+                    adapter.department, SourceState.UNAVAILABLE, None, "probe failed"
+                )
+            statuses.append(SourceStatus.from_health(health))
+        return statuses

@@ -1,0 +1,94 @@
+"""Shared fixtures: a pinned clock, the sandbox departments and the gateway over real HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import pytest
+
+# Every date in the tests comes from this pinned day (contract §2), set before any import
+# of the gateway reads the environment.
+os.environ["CREDIT_GATEWAY_TODAY"] = "2026-05-20"
+TODAY = date(2026, 5, 20)
+
+from gateway.app import create_app  # noqa: E402
+from gateway.clock import Clock  # noqa: E402
+from gateway.config import GatewayConfig, parse_config  # noqa: E402
+from sandbox.generator import generate  # noqa: E402
+from sandbox.model import Dataset  # noqa: E402
+from sandbox.runner import SandboxThread  # noqa: E402
+from tests.servers import GatewayServer, GraphQLClient  # noqa: E402
+
+KEYS = {"partner": "key-partner", "bank": "key-bank", "regulator": "key-regulator"}
+PURPOSES = {
+    "partner": [],
+    "bank": ["CREDIT_LOAN"],
+    "regulator": ["ADMINISTRATIVE_REVIEW", "SUPERVISION", "JUDICIAL"],
+}
+# The courts' documented 50 requests/s would make every test wait; the sandbox tests and
+# the courts adapter tests exercise that limit, the rest run with a higher one.
+FAST_COURTS_RPS = 5000
+
+
+def gateway_config(urls: dict[str, str], **sources: dict[str, Any]) -> GatewayConfig:
+    """A config over the given department URLs with the test clients; per-source overrides."""
+    table: dict[str, Any] = {
+        "sources": {
+            name: {"url": url, "timeout_s": 2.0, **sources.get(name, {})}
+            for name, url in urls.items()
+        },
+        "clients": [
+            {
+                "id": f"{role}-test",
+                "role": role,
+                "key_sha256": hashlib.sha256(key.encode()).hexdigest(),
+                "purposes": PURPOSES[role],
+            }
+            for role, key in KEYS.items()
+        ],
+    }
+    table["sources"]["courts"].setdefault("max_rps", FAST_COURTS_RPS)
+    table["sources"]["courts"].setdefault("max_concurrency", 16)
+    return parse_config(table)
+
+
+@pytest.fixture(scope="session")
+def dataset() -> Dataset:
+    """The generated dataset every end-to-end test reads its examples from."""
+    return generate(seed=7, subjects=400, today=TODAY)
+
+
+@pytest.fixture(scope="session")
+def sandbox(dataset: Dataset) -> Iterator[SandboxThread]:
+    """The four department servers on free loopback ports."""
+    servers = SandboxThread(dataset)
+    servers.start()
+    servers.set_faults("courts", rate_limit_rps=FAST_COURTS_RPS)
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture
+def faults(sandbox: SandboxThread) -> Iterator[SandboxThread]:
+    """The sandbox for a test that injects faults; they are cleared afterwards."""
+    yield sandbox
+    sandbox.clear_faults()
+    sandbox.set_faults("courts", rate_limit_rps=FAST_COURTS_RPS)
+
+
+@pytest.fixture(scope="session")
+def gateway(sandbox: SandboxThread) -> Iterator[GatewayServer]:
+    """The gateway app served by uvicorn over the sandbox."""
+    server = GatewayServer(create_app(gateway_config(sandbox.urls), Clock(TODAY))).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def client(gateway: GatewayServer) -> GraphQLClient:
+    """An anonymous GraphQL client of the session gateway."""
+    return GraphQLClient(gateway.url)

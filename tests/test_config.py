@@ -1,0 +1,84 @@
+"""The config file of contract §6: defaults, and refusals that name the bad entry."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from gateway.config import ConfigError, Role, load_config, parse_config
+
+VALID: dict[str, Any] = {
+    "sources": {
+        "courts": {"url": "http://127.0.0.1:9101", "timeout_s": 1.5, "max_rps": 20},
+        "market": {"url": "http://127.0.0.1:9102/"},
+        "tax": {"url": "http://127.0.0.1:9103"},
+        "water": {"url": "http://127.0.0.1:9104", "sync_interval_s": 60},
+    },
+    "audit": {"url": "sqlite:///tmp/audit.db"},
+    "clients": [
+        {"id": "bank-demo", "role": "bank", "key_sha256": "a" * 64, "purposes": ["CREDIT_LOAN"]}
+    ],
+}
+
+
+def test_defaults_and_options() -> None:
+    config = parse_config(VALID)
+    courts, market, water = (
+        config.sources["courts"],
+        config.sources["market"],
+        config.sources["water"],
+    )
+    assert courts.timeout_s == 1.5 and courts.options == {"max_rps": 20}
+    assert market.timeout_s == 2.0 and market.url == "http://127.0.0.1:9102"
+    assert water.sync_interval_s == 60 and market.sync_interval_s == 300
+    assert config.clients[0].role is Role.BANK and config.clients[0].purposes == ("CREDIT_LOAN",)
+    assert config.limits.max_batch == 1000
+
+
+def _broken(path: str, value: Any) -> dict[str, Any]:
+    data = copy.deepcopy(VALID)
+    target = data
+    *parents, last = path.split(".")
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    if value is None:
+        del target[last]
+    else:
+        target[last] = value
+    return data
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("sources.tax", None, "lacks tax"),
+        ("sources.courts.url", "ftp://x", r"\[sources.courts\] url"),
+        ("sources.market.timeout_s", -1, r"\[sources.market\] timeout_s"),
+        ("sources.post", {"url": "http://x"}, "sources.post"),
+        ("clients.0.role", "admin", "client bank-demo: role"),
+        ("clients.0.key_sha256", "abc", "client bank-demo: key_sha256"),
+        ("audit.path", "/x", r"\[audit\] has unknown key"),
+        ("extra", {}, "unknown config section"),
+    ],
+)
+def test_refusals_name_the_entry(path: str, value: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(_broken(path, value))
+
+
+def test_duplicate_client_ids_are_refused() -> None:
+    data = copy.deepcopy(VALID)
+    data["clients"].append({**data["clients"][0], "key_sha256": "b" * 64})
+    with pytest.raises(ConfigError, match="appears more than once"):
+        parse_config(data)
+
+
+def test_unreadable_and_malformed_files(tmp_path: Any) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sources\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
