@@ -22,6 +22,7 @@ DEMO_CLIENTS: tuple[tuple[str, str, list[str]], ...] = (
 )
 # Labels of the generated dataset worth showing first.
 SAMPLE_LABELS = (
+    "stitched.all_departments",
     "clean.with_grade_a",
     "dishonest.both_forms",
     "serious_illegal.active",

@@ -55,8 +55,8 @@ BLACKLIST, WATCHLIST = "黑名单", "重点关注名单"
 LEGAL_REP = "法定代表人"
 _CLOSED_STATES = (names.STATE_CANCELLED, names.STATE_MOVED)
 _ALNUM = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # GB 32100 characters, also safe in organisation codes
-_NameDraw = Callable[[], str]
-_T = TypeVar("_T")  # draws a candidate subject name; retried until unique
+_NameDraw = Callable[[], str]  # draws a candidate subject name; retried until unique
+_T = TypeVar("_T")
 
 
 def _cum(weights: Sequence[float]) -> tuple[float, ...]:
@@ -82,12 +82,10 @@ _CUM = {
 
 
 def generate(seed: int, subjects: int, today: date) -> Dataset:
-    """Used by the sandbox servers and tests: every department's data for (seed, subjects, today).
-
-    The labelled scenario subjects always exist (about 45 companies), so a dataset has
-    max(subjects, scenario count) companies.
-    """
+    """Used by the sandbox servers and tests: all four departments' data for these arguments."""
     b = _Builder(random.Random(seed), today)
+    # The labelled scenarios (about 45 companies) always exist, so a dataset holds
+    # max(subjects, scenario count) companies; random subjects fill up the rest.
     _build_scenarios(b)
     while len(b.data.companies) < subjects:
         _random_subject(b)
@@ -347,11 +345,12 @@ class _Builder:
 
     def name_for(self, kind: str, d: District, industry: Industry, ent_type: str) -> str:
         """The market's name of a new subject of `kind`."""
-        main = d.city if d.county.endswith("区") else d.county
         if kind == ENTERPRISE:
             return self.enterprise_name(d, industry, ent_type)
         if kind == BRANCH:
-            return f"{main}{self.trade()}{industry.word}有限公司（{d.short}分公司）"
+            # The parent is usually registered a level above the branch.
+            parent = d.city if d.county.endswith("区") else d.province[:-1]
+            return f"{parent}{self.trade()}{industry.word}有限公司（{d.short}分公司）"
         if kind == INDIVIDUAL:
             return f"{d.county}{self.trade()}{self.rng.choice(names.SHOPS)}"
         if kind == COOP:
@@ -375,13 +374,11 @@ class _Builder:
         return fixed.get(kind) or self.pick(names.ENT_TYPES, "ent_type")
 
     def capital(self, kind: str) -> str:
-        """注册资本 in 万元 with 6 decimals; branches have none, individual businesses little."""
-        if kind == BRANCH:
+        """注册资本 in 万元 with 6 decimals; branches and unions have none."""
+        if kind in (BRANCH, UNION):
             return "0.000000"
         if kind == INDIVIDUAL:
             return f"{self.rng.choice((1, 2, 3, 5, 10, 20, 50)):.6f}"
-        if kind == UNION:
-            return "0.000000"
         if kind in (COOP, VILLAGE):
             return f"{self.rng.choice((10, 50, 100, 120, 200, 300, 500)):.6f}"
         return f"{self.pick(names.CAPITALS, 'capital'):.6f}"
@@ -512,7 +509,7 @@ class _Builder:
     # --- tax ratings ---
 
     def rate(self, s: _Subject, grades: Sequence[str] | None = None, shuffle: bool = False) -> None:
-        """纳税信用等级 rows, latest year first unless shuffled; scenarios fix the grades."""
+        """纳税信用等级 rows, latest year first unless shuffled; scenarios fix the latest grades."""
         est, closed = s.company.est_date, s.closed_on
         years = [
             y for y in self.rated_years[:5] if est.year <= y and (not closed or y < closed.year)
@@ -525,8 +522,6 @@ class _Builder:
                 "M" if y == est.year and self.chance(0.7) else g
                 for y, g in zip(years, drawn, strict=True)
             ]
-        if len(years) < len(grades):
-            raise ValueError(f"{s.company.name} is too young for {len(grades)} rated years")
         for year, grade in zip(years, grades, strict=False):
             s.ratings.append(TaxRatingRow(s.uscc, s.tax_name, year, grade, self.pjrq[year]))
         if shuffle:
@@ -860,6 +855,7 @@ def _build_scenarios(b: _Builder) -> None:
     _water_scenarios(b)
     _identity_scenarios(b)
     _person_scenarios(b)
+    _stitched_scenario(b)
 
 
 def _company(
@@ -884,6 +880,15 @@ def _company(
     return s
 
 
+def _stitched_scenario(b: _Builder) -> None:
+    """A subject all four departments know; the first example of the README tour."""
+    s = _water_company(b)
+    b.water_grade(s, "A", b.ago(60, 400))
+    b.market_penalty(s, b.ago(20, 60), minor=False)
+    b.shixin(_Party.of_company(s), s.district, _post_reform_filing(b, 30, 200))
+    b.label("stitched.all_departments", s.uscc)
+
+
 def _water_company(b: _Builder) -> _Subject:
     """A scenario company of the water-construction subset."""
     return _company(b, industry=b.rng.choice(names.WATER_INDUSTRIES))
@@ -902,6 +907,12 @@ def _pre_reform_filing(b: _Builder, s: _Subject) -> date:
     return b.between(first, last)
 
 
+def _post_reform_filing(b: _Builder, least: int, most: int) -> date:
+    """A filing day `least`..`most` days ago but in 2016 or later, so courts store the USCC."""
+    first = max(USCC_REFORM, b.today - timedelta(days=most))
+    return b.between(first, b.today - timedelta(days=least))
+
+
 def _clean_scenarios(b: _Builder) -> None:
     """Subjects without any record: one with tax grade A, one with B."""
     b.label("clean.with_grade_a", _company(b, grades=("A", "A", "B")).uscc)
@@ -911,7 +922,7 @@ def _clean_scenarios(b: _Builder) -> None:
 def _court_scenarios(b: _Builder) -> None:
     """失信 cases under the USCC, the organisation code, both, many of them, and 限制消费."""
     s = _company(b)
-    b.shixin(_Party.of_company(s), s.district, b.ago(150, 500))
+    b.shixin(_Party.of_company(s), s.district, _post_reform_filing(b, 150, 500))
     b.label("dishonest.active", s.uscc)
 
     s = _company(b, est=_pre_reform_est(b))
@@ -920,7 +931,7 @@ def _court_scenarios(b: _Builder) -> None:
 
     s = _company(b, est=_pre_reform_est(b))
     b.shixin(_Party.of_company(s), s.district, _pre_reform_filing(b, s))
-    b.shixin(_Party.of_company(s), s.district, b.ago(100, 700))
+    b.shixin(_Party.of_company(s), s.district, _post_reform_filing(b, 100, 700))
     b.label("dishonest.both_forms", s.uscc)
 
     # 23 cases, more than one courts page of 20, stored under both forms.
@@ -928,11 +939,11 @@ def _court_scenarios(b: _Builder) -> None:
     for _ in range(8):
         b.shixin(_Party.of_company(s), s.district, _pre_reform_filing(b, s))
     for _ in range(15):
-        b.shixin(_Party.of_company(s), s.district, b.ago(30, 1500))
+        b.shixin(_Party.of_company(s), s.district, _post_reform_filing(b, 30, 1500))
     b.label("courts.many", s.uscc)
 
     s = _company(b)
-    b.restriction(_Party.of_company(s), s.district, b.ago(60, 600), s)
+    b.restriction(_Party.of_company(s), s.district, _post_reform_filing(b, 60, 600), s)
     b.label("restriction.company", s.uscc)
 
 
@@ -1151,8 +1162,9 @@ def _random_subject(b: _Builder) -> None:
 def _random_staff(b: _Builder, s: _Subject) -> None:
     """Representatives (a quarter changed once or twice) and the usual officers of the kind."""
     est = s.company.est_date
-    changes = 0 if b.chance(0.75) else 1 if b.chance(0.8) else 2
     last = s.closed_on or b.today
+    # Changes happen on later days while the company is registered.
+    changes = 0 if b.chance(0.75) or last <= est else 1 if b.chance(0.8) else 2
     starts = sorted([est] + [b.between(est + timedelta(days=1), last) for _ in range(changes)])
     reps: list[tuple[_Person | str, date]] = [(b.pooled_person(s.district, d), d) for d in starts]
     if s.company.ent_type == names.ENT_TYPE_FOREIGN:

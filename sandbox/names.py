@@ -13,7 +13,7 @@ class District:
     city_code: str  # the prefecture's GB/T 2260 code, used by city-registered subjects
     province: str
     area: str  # courts' areaName
-    city: str  # prefecture, "" when the address names the county-level city directly
+    city: str  # prefecture
     county: str
     short: str  # used in branch names (榆阳分公司) and document numbers
     gov: str  # prefix of local government bodies, e.g. 榆林市榆阳区
@@ -28,7 +28,6 @@ class District:
     ma_char: str  # third character of post-2015 organisation code bodies in this province
     streets: tuple[str, ...]
     towns: tuple[str, ...]
-    weight: int
 
     @property
     def court_abbr(self) -> str:
@@ -50,6 +49,7 @@ _PROVINCE_ABBR = {"陕西省": "陕", "黑龙江省": "黑", "甘肃省": "甘",
 
 
 def _yulin(code: str, county: str, short: str, reg_org: str, streets: str, towns: str) -> District:
+    """A district of 榆林市 (陕西省); its offices are named irregularly, so reg_org is given."""
     return District(
         code=code,
         city_code="610800",
@@ -70,11 +70,11 @@ def _yulin(code: str, county: str, short: str, reg_org: str, streets: str, towns
         ma_char="7",
         streets=_words(streets),
         towns=_words(towns),
-        weight=0,
     )
 
 
 def _harbin(code: str, county: str, streets: str, towns: str) -> District:
+    """A district of 哈尔滨市 (黑龙江省), registered by a 分局 of the city bureau."""
     short = county.removesuffix("区")
     return District(
         code=code,
@@ -96,11 +96,11 @@ def _harbin(code: str, county: str, streets: str, towns: str) -> District:
         ma_char="1",
         streets=_words(streets),
         towns=_words(towns),
-        weight=0,
     )
 
 
 def _bazhong(code: str, county: str, streets: str, towns: str) -> District:
+    """A district or county of 巴中市 (四川省)."""
     in_city = county.endswith("区")
     return District(
         code=code,
@@ -122,7 +122,6 @@ def _bazhong(code: str, county: str, streets: str, towns: str) -> District:
         ma_char="6",
         streets=_words(streets),
         towns=_words(towns),
-        weight=0,
     )
 
 
@@ -147,10 +146,8 @@ _QINGSHUI = District(
     streets=("永清镇轩辕大道", "永清镇东大街", "永清镇西关路", "永清镇南河路", "红堡镇红堡街"),
     towns=_words(
         "永清镇 红堡镇 白驼镇 金集镇 秦亭镇 山门镇 白沙镇 王河镇 郭川镇 黄门镇 松树镇 远门镇 "
-        "土门镇 "
-        "草川铺镇 陇东镇 新城乡 丰望乡 贾川乡"
+        "土门镇 草川铺镇 陇东镇 新城乡 丰望乡 贾川乡"
     ),
-    weight=8,
 )
 
 _WUGANG = District(
@@ -179,9 +176,9 @@ _WUGANG = District(
         "朱兰街道朱兰大道",
     ),
     towns=("尚店镇", "八台镇", "尹集镇", "枣林镇", "武功乡", "杨庄乡", "庙街乡"),
-    weight=10,
 )
 
+# (district, weight): subjects and persons are drawn in proportion to the weights.
 _WEIGHTED = (
     (
         _yulin(

@@ -260,3 +260,13 @@ def test_a_stopped_department_is_unavailable_and_the_rest_answers(
     # Once the department is back, the same subject is complete again.
     again = _subject(client, uscc)
     assert {s["state"] for s in again["sources"]} == {"OK"}
+
+
+def test_one_subject_carries_data_of_all_four_departments(
+    client: GraphQLClient, dataset: Dataset
+) -> None:
+    subject = _subject(client, dataset.examples["stitched.all_departments"])
+    departments = {r["department"] for r in subject["records"]}
+    assert {"COURTS", "MARKET"} <= departments
+    assert subject["registration"] and subject["taxCredit"]
+    assert subject["waterCredit"]["grade"] == "A"
