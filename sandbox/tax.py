@@ -225,6 +225,8 @@ async def _service(request: web.Request) -> web.Response:
     except ClientFault as fault:
         return soap_fault(str(fault))
     faults = request.app[FAULTS_KEY]
+    # Both operations share one URL: count each by name too, so calls per operation show.
+    faults.requests[f"SOAP {operation}"] += 1
     if faults.chance(faults.fhdm_error_rate):
         # tax.md: an error reported inside an HTTP 200 body.
         return _soap_response(_operation_response(operation, "2001", "系统繁忙", None))
