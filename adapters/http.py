@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import math
-from collections.abc import Awaitable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -19,6 +19,7 @@ from adapters.errors import FailureKind, SourceError
 from adapters.records import Department
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # Per-subject API answers are small; anything near this is not an answer we asked for.
 API_MAX_BYTES = 20 * 1024 * 1024
@@ -247,6 +248,23 @@ class SourceHttp:
         if isinstance(result, SourceError):
             return SourceHealth(self.department, SourceState.UNAVAILABLE, None, result.message)
         return SourceHealth(self.department, SourceState.OK, self.deps.clock.now())
+
+    async def in_chunks(
+        self,
+        codes: Sequence[str],
+        size: int,
+        fetch: Callable[[list[str]], Awaitable[Mapping[str, R]]],
+    ) -> dict[str, R | SourceError]:
+        """Batch lookups: chunks of `size` under one deadline; a failed chunk fails its codes."""
+        unique = list(dict.fromkeys(codes))
+        chunks = [unique[i : i + size] for i in range(0, len(unique), size)]
+        deadline = self.deadline()
+        answers = await asyncio.gather(*(self.settle(fetch(chunk), deadline) for chunk in chunks))
+        results: dict[str, R | SourceError] = {}
+        for chunk, answer in zip(chunks, answers, strict=True):
+            for code in chunk:
+                results[code] = answer if isinstance(answer, SourceError) else answer[code]
+        return results
 
 
 async def gather_strict(*calls: Coroutine[Any, Any, T]) -> list[T]:

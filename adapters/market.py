@@ -70,17 +70,7 @@ class MarketAdapter(Adapter):
 
     async def lookup_subjects(self, usccs: Sequence[str]) -> Mapping[str, SubjectResult]:
         """Facts per USCC: registration and the three lists, four calls per 100 codes."""
-        codes = list(dict.fromkeys(usccs))
-        chunks = [codes[i : i + BATCH_SIZE] for i in range(0, len(codes), BATCH_SIZE)]
-        deadline = self._http.deadline()
-        answers = await asyncio.gather(
-            *(self._http.settle(self._chunk(chunk), deadline) for chunk in chunks)
-        )
-        results: dict[str, SubjectResult] = {}
-        for chunk, answer in zip(chunks, answers, strict=True):
-            for code in chunk:
-                results[code] = answer if isinstance(answer, SourceError) else answer[code]
-        return results
+        return await self._http.in_chunks(usccs, BATCH_SIZE, self._chunk)
 
     async def lookup_persons(self, id_numbers: Sequence[str]) -> Mapping[str, PersonResult]:
         """A person's positions (人员任职), one GET per full ID number."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import re
 from collections.abc import Mapping, Sequence
@@ -49,17 +48,7 @@ class TaxAdapter(Adapter):
 
     async def lookup_subjects(self, usccs: Sequence[str]) -> Mapping[str, SubjectResult]:
         """Facts per USCC: both operations for every 50 codes."""
-        codes = list(dict.fromkeys(usccs))
-        chunks = [codes[i : i + BATCH_SIZE] for i in range(0, len(codes), BATCH_SIZE)]
-        deadline = self._http.deadline()
-        answers = await asyncio.gather(
-            *(self._http.settle(self._chunk(chunk), deadline) for chunk in chunks)
-        )
-        results: dict[str, SubjectResult] = {}
-        for chunk, answer in zip(chunks, answers, strict=True):
-            for code in chunk:
-                results[code] = answer if isinstance(answer, SourceError) else answer[code]
-        return results
+        return await self._http.in_chunks(usccs, BATCH_SIZE, self._chunk)
 
     async def health(self) -> SourceHealth:
         """One rating query of a valid code."""
