@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway.config import ConfigError, load_config
+from resolvers.catalogue import CatalogueError
 
 log = logging.getLogger("credit_gateway")
 
@@ -22,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         result: int = args.run(args)
-    except ConfigError as exc:
+    except (ConfigError, CatalogueError) as exc:
         print(f"credit-gateway: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -53,6 +53,16 @@ class LimitsConfig:
     search_page_max: int = 100
 
 
+DEFAULT_SPOT_CHECK_RATIOS = {"A": 0.05, "B": 0.2, "C": 0.6, "D": 1.0}
+
+
+@dataclass(frozen=True, slots=True)
+class SupervisionConfig:
+    """分级分类 spot-check ratio of each class (contract §3 defaults)."""
+
+    ratios: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_SPOT_CHECK_RATIOS))
+
+
 @dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The whole configuration the app is built from."""
@@ -61,6 +71,7 @@ class GatewayConfig:
     clients: tuple[ClientConfig, ...] = ()
     audit: AuditConfig = field(default_factory=AuditConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -78,7 +89,7 @@ def load_config(path: str | Path) -> GatewayConfig:
 
 def parse_config(data: Mapping[str, Any]) -> GatewayConfig:
     """Build a GatewayConfig from parsed TOML; raises ConfigError naming the bad entry."""
-    unknown = set(data) - {"sources", "clients", "audit", "limits"}
+    unknown = set(data) - {"sources", "clients", "audit", "limits", "supervision"}
     if unknown:
         raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
     sources = _table(data, "sources")
@@ -93,6 +104,7 @@ def parse_config(data: Mapping[str, Any]) -> GatewayConfig:
         clients=_clients(data.get("clients", [])),
         audit=AuditConfig(**_known(_table(data, "audit", required=False), "audit", {"url"})),
         limits=_limits(_table(data, "limits", required=False)),
+        supervision=_supervision(_table(data, "supervision", required=False)),
     )
 
 
@@ -180,3 +192,13 @@ def _limits(table: Mapping[str, Any]) -> LimitsConfig:
         max_batch=int(_positive(table, "max_batch", "limits", 1000)),
         search_page_max=int(_positive(table, "search_page_max", "limits", 100)),
     )
+
+
+def _supervision(table: Mapping[str, Any]) -> SupervisionConfig:
+    ratios = _known(table, "supervision", set(DEFAULT_SPOT_CHECK_RATIOS))
+    merged = {**DEFAULT_SPOT_CHECK_RATIOS}
+    for name, value in ratios.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise ConfigError(f"[supervision] {name} must be a ratio between 0 and 1")
+        merged[name] = float(value)
+    return SupervisionConfig(merged)

@@ -12,6 +12,7 @@ from adapters.registry import build_adapter
 from gateway.auth import Authenticator
 from gateway.clock import Clock
 from gateway.config import GatewayConfig
+from resolvers.catalogue import Catalogue, load_catalogue
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,8 @@ class Runtime:
         self.config = config
         self.clock = clock
         self.authenticator = Authenticator(config.clients)
+        # Checked at start: a bad catalogue entry stops the gateway before it serves.
+        self.catalogue: Catalogue = load_catalogue()
         self.adapters: list[Adapter] = []
         self._sessions: list[aiohttp.ClientSession] = []
 

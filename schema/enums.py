@@ -7,11 +7,14 @@ from typing import TYPE_CHECKING
 import strawberry
 
 from adapters import base, records
+from resolvers import catalogue, determination
 
 if TYPE_CHECKING:
     # strawberry.enum registers and returns the very same class; type checkers see it as is.
     from adapters.base import SourceState
     from adapters.records import Department, ListingLevel, RecordKind
+    from resolvers.catalogue import MeasureCategory, MeasureKind, Scenario, SubjectType
+    from resolvers.determination import CreditClass, JointStatus
 else:
     Department = strawberry.enum(records.Department, description="部门 / A departmental system.")
     RecordKind = strawberry.enum(
@@ -21,5 +24,26 @@ else:
         records.ListingLevel, description="记录等级 / Weight of a record in the joint status."
     )
     SourceState = strawberry.enum(base.SourceState, description="数据源状态 / Health of a source.")
+    Scenario = strawberry.enum(catalogue.Scenario, description="应用场景 / Where measures apply.")
+    MeasureKind = strawberry.enum(catalogue.MeasureKind, description="惩戒或激励 / Kind.")
+    MeasureCategory = strawberry.enum(catalogue.MeasureCategory, description="措施类别 / Category.")
+    SubjectType = strawberry.enum(catalogue.SubjectType, description="适用对象 / Applies to.")
+    JointStatus = strawberry.enum(
+        determination.JointStatus, description="联合奖惩状态 / Joint status (contract §3)."
+    )
+    CreditClass = strawberry.enum(
+        determination.CreditClass, description="分级分类监管等级 / Supervision class."
+    )
 
-__all__ = ["Department", "ListingLevel", "RecordKind", "SourceState"]
+__all__ = [
+    "CreditClass",
+    "Department",
+    "JointStatus",
+    "ListingLevel",
+    "MeasureCategory",
+    "MeasureKind",
+    "RecordKind",
+    "Scenario",
+    "SourceState",
+    "SubjectType",
+]

@@ -8,8 +8,11 @@ import strawberry
 
 from adapters.base import SourceHealth, SourceState
 from resolvers.subjects import find_subject, find_subjects, search_subjects
+from schema.determination import Measure
+from schema.enums import Scenario
 from schema.permissions import context, require_not_public
-from schema.types import SourceStatus, Subject
+from schema.subject import Subject
+from schema.types import SourceStatus
 
 
 @strawberry.type(description="批量查询错误 / Why one item of a batch has no subject.")
@@ -105,6 +108,16 @@ class Query:
             ),
             total_count=result.total,
         )
+
+    @strawberry.field(
+        description="联合奖惩措施目录清单；目录外不实施任何措施 / The measure catalog "
+        "(联合奖惩措施目录清单). No measure outside it is ever applied."
+    )
+    def measures(
+        self, info: strawberry.Info, scenario: Scenario | None = strawberry.UNSET
+    ) -> list[Measure]:
+        measures = context(info).runtime.catalogue.for_scenario(scenario or None)
+        return [Measure.of(m) for m in measures]
 
     @strawberry.field(
         description="各部门数据源的健康与新鲜度 / Health and freshness of each department source."
