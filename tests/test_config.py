@@ -82,3 +82,12 @@ def test_unreadable_and_malformed_files(tmp_path: Any) -> None:
     bad.write_text("[sources\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_supervision_ratios_are_configurable() -> None:
+    config = parse_config({**VALID, "supervision": {"B": 0.1}})
+    assert config.supervision.ratios == {"A": 0.05, "B": 0.1, "C": 0.6, "D": 1.0}
+    with pytest.raises(ConfigError, match=r"\[supervision\] C must be a ratio"):
+        parse_config({**VALID, "supervision": {"C": 1.5}})
+    with pytest.raises(ConfigError, match=r"\[supervision\] has unknown key"):
+        parse_config({**VALID, "supervision": {"E": 0.5}})
