@@ -26,6 +26,18 @@ CASES = [
     ("abnormal listed", RecordKind.ABNORMAL_OPERATION, {"listed_on": date(2015, 1, 1)}, True),
     ("abnormal removed", RecordKind.ABNORMAL_OPERATION, {"removed_on": TODAY}, False),
     (
+        "abnormal removed tomorrow",
+        RecordKind.ABNORMAL_OPERATION,
+        {"removed_on": TODAY + DAY},
+        False,
+    ),
+    (
+        "illegal removed tomorrow",
+        RecordKind.SERIOUS_ILLEGAL,
+        {"listed_on": TODAY - DAY * 30, "removed_on": TODAY + DAY},
+        False,
+    ),
+    (
         "illegal day after 3y",
         RecordKind.SERIOUS_ILLEGAL,
         {"listed_on": THREE_YEARS_AGO + DAY},
@@ -47,6 +59,18 @@ CASES = [
     ("tax within 3y", RecordKind.MAJOR_TAX_VIOLATION, {"listed_on": THREE_YEARS_AGO + DAY}, True),
     ("tax exactly 3y", RecordKind.MAJOR_TAX_VIOLATION, {"listed_on": THREE_YEARS_AGO}, False),
     (
+        "tax day before 3y",
+        RecordKind.MAJOR_TAX_VIOLATION,
+        {"listed_on": THREE_YEARS_AGO - DAY},
+        False,
+    ),
+    (
+        "tax stop yesterday",
+        RecordKind.MAJOR_TAX_VIOLATION,
+        {"listed_on": TODAY - DAY * 30, "removed_on": TODAY - DAY},
+        False,
+    ),
+    (
         "tax stop tomorrow",
         RecordKind.MAJOR_TAX_VIOLATION,
         {"listed_on": TODAY - DAY, "removed_on": TODAY + DAY},
@@ -65,10 +89,22 @@ CASES = [
         True,
     ),
     (
+        "water listed yesterday",
+        RecordKind.WATER_BLACKLIST,
+        {"listed_on": TODAY - DAY, "published_until": TODAY + DAY},
+        True,
+    ),
+    (
         "water listed tomorrow",
         RecordKind.WATER_BLACKLIST,
         {"listed_on": TODAY + DAY, "published_until": TODAY + DAY * 9},
         False,
+    ),
+    (
+        "water published until tomorrow",
+        RecordKind.WATER_WATCHLIST,
+        {"listed_on": TODAY - DAY, "published_until": TODAY + DAY},
+        True,
     ),
     (
         "water published until today",
@@ -89,10 +125,26 @@ CASES = [
         True,
     ),
     (
+        "water removed yesterday",
+        RecordKind.WATER_BLACKLIST,
+        {
+            "listed_on": TODAY - DAY * 9,
+            "published_until": TODAY + DAY * 9,
+            "removed_on": TODAY - DAY,
+        },
+        False,
+    ),
+    (
         "water removed today",
         RecordKind.WATER_BLACKLIST,
         {"listed_on": TODAY - DAY, "published_until": TODAY + DAY * 9, "removed_on": TODAY},
         False,
+    ),
+    (
+        "penalty until tomorrow",
+        RecordKind.ADMINISTRATIVE_PENALTY,
+        {"published_until": TODAY + DAY},
+        True,
     ),
     ("penalty until today", RecordKind.ADMINISTRATIVE_PENALTY, {"published_until": TODAY}, True),
     (
