@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from typing import Any
 
+import aiohttp
 import pytest
 
 # Every date in the tests comes from this pinned day (contract §2), set before any import
@@ -20,7 +21,8 @@ from gateway.clock import Clock  # noqa: E402
 from gateway.config import GatewayConfig, parse_config  # noqa: E402
 from sandbox.generator import generate  # noqa: E402
 from sandbox.model import Dataset  # noqa: E402
-from sandbox.runner import SandboxThread  # noqa: E402
+from sandbox.runner import SandboxServers, SandboxThread  # noqa: E402
+from tests.sandbox_support import build_dataset, quiet_faults  # noqa: E402
 from tests.servers import GatewayServer, GraphQLClient  # noqa: E402
 
 KEYS = {"partner": "key-partner", "bank": "key-bank", "regulator": "key-regulator"}
@@ -92,3 +94,27 @@ def gateway(sandbox: SandboxThread) -> Iterator[GatewayServer]:
 def client(gateway: GatewayServer) -> GraphQLClient:
     """An anonymous GraphQL client of the session gateway."""
     return GraphQLClient(gateway.url)
+
+
+@pytest.fixture(scope="module")
+async def servers() -> AsyncIterator[SandboxServers]:
+    """The small hand-made dataset's departments in the test loop, one set per module."""
+    sandbox = await SandboxServers.start(build_dataset(), faults=quiet_faults())
+    yield sandbox
+    await sandbox.stop()
+
+
+@pytest.fixture(scope="module")
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """A raw HTTP client for the sandbox tests, one per module."""
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+@pytest.fixture
+def reset_sandbox_faults(servers: SandboxServers) -> Iterator[None]:
+    """Used by the sandbox test modules: every test starts with initial knobs and no counts."""
+    yield
+    for state in servers.faults.values():
+        state.reset()
+    servers.reset_counts()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
@@ -20,30 +19,13 @@ from tests.sandbox_support import (
     build_dataset,
     fetch,
     org_code,
-    quiet_faults,
 )
 
 BAD_REQUEST = {"code": 400, "message": "参数错误", "result": None}
 
 
-@pytest.fixture(scope="module")
-async def servers() -> AsyncIterator[SandboxServers]:
-    sandbox = await SandboxServers.start(build_dataset(), faults=quiet_faults())
-    yield sandbox
-    await sandbox.stop()
-
-
-@pytest.fixture(scope="module")
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture(autouse=True)
-def _reset(servers: SandboxServers) -> Iterator[None]:
-    yield
-    for state in servers.faults.values():
-        state.reset()
+# Servers, session and the fault reset come from conftest.py.
+pytestmark = pytest.mark.usefixtures("reset_sandbox_faults")
 
 
 async def _search(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -26,25 +25,8 @@ PROBES: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 
 
-@pytest.fixture(scope="module")
-async def servers() -> AsyncIterator[SandboxServers]:
-    sandbox = await SandboxServers.start(build_dataset(), faults=quiet_faults())
-    yield sandbox
-    await sandbox.stop()
-
-
-@pytest.fixture(scope="module")
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture(autouse=True)
-def _reset(servers: SandboxServers) -> Iterator[None]:
-    yield
-    for state in servers.faults.values():
-        state.reset()
-    servers.reset_counts()
+# Servers, session and the fault reset come from conftest.py.
+pytestmark = pytest.mark.usefixtures("reset_sandbox_faults")
 
 
 async def _probe(servers: SandboxServers, session: aiohttp.ClientSession, name: str) -> Reply:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import aiohttp
 import pytest
 
@@ -16,31 +14,12 @@ from tests.sandbox_support import (
     PERSON_NO_POSITIONS,
     UNREGISTERED,
     Reply,
-    build_dataset,
     fetch,
     make_uscc,
-    quiet_faults,
 )
 
-
-@pytest.fixture(scope="module")
-async def servers() -> AsyncIterator[SandboxServers]:
-    sandbox = await SandboxServers.start(build_dataset(), faults=quiet_faults())
-    yield sandbox
-    await sandbox.stop()
-
-
-@pytest.fixture(scope="module")
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture(autouse=True)
-def _reset(servers: SandboxServers) -> Iterator[None]:
-    yield
-    for state in servers.faults.values():
-        state.reset()
+# Servers, session and the fault reset come from conftest.py.
+pytestmark = pytest.mark.usefixtures("reset_sandbox_faults")
 
 
 async def _post(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from xml.etree.ElementTree import Element
 
 import aiohttp
@@ -17,34 +17,16 @@ from tests.sandbox_support import (
     COMPANY_C,
     PERSON_1,
     Reply,
-    build_dataset,
     fetch,
     make_uscc,
-    quiet_faults,
 )
 
 SOAP = "{http://schemas.xmlsoap.org/soap/envelope/}"
 TAX = "{urn:credit:tax:v1}"
 
 
-@pytest.fixture(scope="module")
-async def servers() -> AsyncIterator[SandboxServers]:
-    sandbox = await SandboxServers.start(build_dataset(), faults=quiet_faults())
-    yield sandbox
-    await sandbox.stop()
-
-
-@pytest.fixture(scope="module")
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture(autouse=True)
-def _reset(servers: SandboxServers) -> Iterator[None]:
-    yield
-    for state in servers.faults.values():
-        state.reset()
+# Servers, session and the fault reset come from conftest.py.
+pytestmark = pytest.mark.usefixtures("reset_sandbox_faults")
 
 
 def envelope(

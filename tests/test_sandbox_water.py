@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import date
 
@@ -28,24 +27,8 @@ LISTS = "/opendata/credit-lists.csv"
 PENALTIES = "/opendata/penalties.csv"
 
 
-@pytest.fixture(scope="module")
-async def servers() -> AsyncIterator[SandboxServers]:
-    sandbox = await SandboxServers.start(build_dataset(), faults=quiet_faults())
-    yield sandbox
-    await sandbox.stop()
-
-
-@pytest.fixture(scope="module")
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture(autouse=True)
-def _reset(servers: SandboxServers) -> Iterator[None]:
-    yield
-    for state in servers.faults.values():
-        state.reset()
+# Servers, session and the fault reset come from conftest.py.
+pytestmark = pytest.mark.usefixtures("reset_sandbox_faults")
 
 
 async def _get(
