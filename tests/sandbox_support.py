@@ -54,6 +54,16 @@ def make_id(region: str, born: date, sequence: str) -> str:
     return first17 + str(mod_11_2.calc_check_digit(first17))
 
 
+def yuyang_uscc(body8: str) -> str:
+    """A valid 榆阳区 (610802) USCC around an 8-character organisation-code body."""
+    return make_uscc("610802", body8)
+
+
+def yuyang_id(born: date, sequence: str) -> str:
+    """A valid citizen ID of a person registered in 榆阳区 (610802)."""
+    return make_id("610802", born, sequence)
+
+
 # Identities used across the tests.
 COMPANY_A = make_uscc("610802", "MA703XY2")  # records under both USCC and org code
 COMPANY_B = make_uscc("610802", "22052001")  # courts know it only by its org code

@@ -21,33 +21,19 @@ from adapters.records import PersonFacts, RecordKind, SubjectFacts
 from adapters.registry import build_adapter
 from gateway.clock import Clock
 from gateway.identity import (
-    id_check_digit,
     mask_id_number,
-    normalize_uscc,
-    org_code_check_digit,
     org_code_of,
-    uscc_check_digit,
 )
 from sandbox.model import Dataset, RestrictionCase, ShixinCase
 from sandbox.runner import SandboxServers
+from tests.sandbox_support import yuyang_id as citizen_id
+from tests.sandbox_support import yuyang_uscc as uscc
 
 TODAY = date(2026, 5, 20)
 CLOCK = Clock(TODAY)
 SHIXIN = "GET /shixin/search"
 XGL = "GET /xgl/search"
 MakeCourts = Callable[..., Awaitable[CourtsAdapter]]
-
-
-def uscc(body8: str) -> str:
-    """A valid USCC around an 8-character organisation-code body."""
-    first17 = "91610802" + body8 + org_code_check_digit(body8)
-    return normalize_uscc(first17 + uscc_check_digit(first17))
-
-
-def citizen_id(born: date, sequence: str) -> str:
-    """A valid 18-digit citizen ID."""
-    first17 = f"610802{born:%Y%m%d}{sequence}"
-    return first17 + id_check_digit(first17)
 
 
 ORG_ONLY = uscc("22052001")  # a pre-reform case, stored only under the organisation code

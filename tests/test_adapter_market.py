@@ -25,31 +25,15 @@ from adapters.records import (
 )
 from adapters.registry import build_adapter
 from gateway.clock import Clock
-from gateway.identity import (
-    id_check_digit,
-    normalize_uscc,
-    org_code_check_digit,
-    uscc_check_digit,
-)
 from sandbox.model import Company, Dataset, MarketListEntry, MarketPenalty, PositionRow
 from sandbox.runner import SandboxServers
+from tests.sandbox_support import yuyang_id as citizen_id
+from tests.sandbox_support import yuyang_uscc as uscc
 
 TODAY = date(2026, 5, 20)
 CLOCK = Clock(TODAY)
 ENDPOINTS = ("entities", "abnormal", "illegal", "penalties")
 MakeMarket = Callable[..., Awaitable[MarketAdapter]]
-
-
-def uscc(body8: str) -> str:
-    """A valid USCC around an 8-character organisation-code body."""
-    first17 = "91610802" + body8 + org_code_check_digit(body8)
-    return normalize_uscc(first17 + uscc_check_digit(first17))
-
-
-def citizen_id(born: date, sequence: str) -> str:
-    """A valid 18-digit citizen ID."""
-    first17 = f"610802{born:%Y%m%d}{sequence}"
-    return first17 + id_check_digit(first17)
 
 
 FULL = uscc("MA70FULL")  # 长期, listed, penalised

@@ -21,31 +21,17 @@ from adapters.registry import build_adapter
 from adapters.tax import TaxAdapter
 from gateway.clock import Clock
 from gateway.identity import (
-    id_check_digit,
     mask_id_number,
-    normalize_uscc,
-    org_code_check_digit,
-    uscc_check_digit,
 )
 from sandbox.model import Dataset, TaxCase, TaxRatingRow
 from sandbox.runner import SandboxServers
+from tests.sandbox_support import yuyang_id as citizen_id
+from tests.sandbox_support import yuyang_uscc as uscc
 
 TODAY = date(2026, 5, 20)
 CLOCK = Clock(TODAY)
 SERVICE = "POST /services/TaxCreditService"
 MakeTax = Callable[..., Awaitable[TaxAdapter]]
-
-
-def uscc(body8: str) -> str:
-    """A valid USCC around an 8-character organisation-code body."""
-    first17 = "91610802" + body8 + org_code_check_digit(body8)
-    return normalize_uscc(first17 + uscc_check_digit(first17))
-
-
-def citizen_id(born: date, sequence: str) -> str:
-    """A valid 18-digit citizen ID."""
-    first17 = f"610802{born:%Y%m%d}{sequence}"
-    return first17 + id_check_digit(first17)
 
 
 RATED = uscc("MA70RATE")

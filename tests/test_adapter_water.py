@@ -20,20 +20,14 @@ from adapters.records import RecordKind, SubjectFacts, WaterGrade
 from adapters.registry import build_adapter
 from adapters.water import WaterAdapter
 from gateway.clock import Clock
-from gateway.identity import normalize_uscc, org_code_check_digit, uscc_check_digit
 from sandbox.model import Dataset, WaterGradeRow, WaterListRow, WaterPenaltyRow
 from sandbox.runner import SandboxServers
+from tests.sandbox_support import yuyang_uscc as uscc
 
 TODAY = date(2026, 5, 20)
 CLOCK = Clock(TODAY)
 FILES = ("credit-grades.csv", "credit-lists.csv", "penalties.csv")
 MakeWater = Callable[..., Awaitable[WaterAdapter]]
-
-
-def uscc(body8: str) -> str:
-    """A valid USCC around an 8-character organisation-code body."""
-    first17 = "91610802" + body8 + org_code_check_digit(body8)
-    return normalize_uscc(first17 + uscc_check_digit(first17))
 
 
 LISTED = uscc("MA70LXTT")
