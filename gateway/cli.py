@@ -1,4 +1,4 @@
-"""The `credit-gateway` command: serve, schema, sandbox and demo."""
+"""The `credit-gateway` command: serve, schema, sandbox, demo and audit verify."""
 
 from __future__ import annotations
 
@@ -65,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--dir", default=".demo", help="where the demo config and audit log go")
     demo.set_defaults(run=_demo)
+
+    audit = commands.add_parser("audit", help="the personal-information query log")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="check the hash chain; exit 0 intact, 1 naming the first broken entry"
+    )
+    verify.add_argument("--config", required=True, help="TOML file whose [audit] url is checked")
+    verify.set_defaults(run=_audit_verify)
     return parser
 
 
@@ -114,6 +122,20 @@ def _demo(args: argparse.Namespace) -> int:
 
     asyncio.run(run_demo(args.seed, args.subjects, args.host, args.port, args.dir))
     return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from gateway.audit import verify_chain
+
+    result = verify_chain(load_config(args.config).audit.url)
+    if result.ok:
+        print(f"audit chain intact: {result.entries} entries")
+        return 0
+    if result.broken_id is None:
+        print(f"audit chain cannot be verified: {result.problem}", file=sys.stderr)
+    else:
+        print(f"audit chain broken at entry {result.broken_id}: {result.problem}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

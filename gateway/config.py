@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.base import SourceConfig
+from gateway.audit import sqlite_path
 
 _SOURCE_KEYS = {"url", "timeout_s", "sync_interval_s", "max_concurrency"}
 DEPARTMENT_SOURCES = ("courts", "market", "tax", "water")
@@ -28,6 +29,15 @@ class Role(enum.StrEnum):
     REGULATOR = "regulator"
 
 
+class QueryPurpose(enum.StrEnum):
+    """Why a caller asks for a person; a client may only use the purposes it is configured for."""
+
+    CREDIT_LOAN = "CREDIT_LOAN"
+    ADMINISTRATIVE_REVIEW = "ADMINISTRATIVE_REVIEW"
+    SUPERVISION = "SUPERVISION"
+    JUDICIAL = "JUDICIAL"
+
+
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
     """One [[clients]] entry: an API key's hash and what its holder may do."""
@@ -38,11 +48,15 @@ class ClientConfig:
     purposes: tuple[str, ...] = ()
 
 
+DEFAULT_AUDIT_URL = "sqlite:///var/lib/credit-gateway/audit.db"
+
+
 @dataclass(frozen=True, slots=True)
 class AuditConfig:
-    """Where personal-information queries are logged."""
+    """Where personal-information queries are logged, and how long a locked store is waited for."""
 
-    url: str = "sqlite:///var/lib/credit-gateway/audit.db"
+    url: str = DEFAULT_AUDIT_URL
+    timeout_s: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +116,7 @@ def parse_config(data: Mapping[str, Any]) -> GatewayConfig:
     return GatewayConfig(
         sources={name: _source(name, _table(sources, name)) for name in DEPARTMENT_SOURCES},
         clients=_clients(data.get("clients", [])),
-        audit=AuditConfig(**_known(_table(data, "audit", required=False), "audit", {"url"})),
+        audit=_audit(_table(data, "audit", required=False)),
         limits=_limits(_table(data, "limits", required=False)),
         supervision=_supervision(_table(data, "supervision", required=False)),
     )
@@ -179,11 +193,28 @@ def _client(index: int, entry: Any) -> ClientConfig:
     purposes = entry.get("purposes", [])
     if not isinstance(purposes, list) or not all(isinstance(p, str) for p in purposes):
         raise ConfigError(f"client {client_id}: purposes must be a list of strings")
+    unknown = sorted(set(purposes) - set(QueryPurpose))
+    if unknown:
+        # A misspelt purpose would silently deny every person query of this client.
+        known = ", ".join(QueryPurpose)
+        raise ConfigError(f"client {client_id}: unknown purpose {unknown[0]} (one of {known})")
     return ClientConfig(client_id, role, key.lower(), tuple(purposes))
 
 
 def _is_sha256_hex(value: str) -> bool:
     return len(value) == 64 and all(c in "0123456789abcdef" for c in value.lower())
+
+
+def _audit(table: Mapping[str, Any]) -> AuditConfig:
+    table = _known(table, "audit", {"url", "timeout_s"})
+    url = table.get("url", DEFAULT_AUDIT_URL)
+    if not isinstance(url, str):
+        raise ConfigError("[audit] url must be a string such as sqlite:///path/to/audit.db")
+    try:
+        sqlite_path(url)
+    except ValueError as exc:
+        raise ConfigError(f"[audit] url {exc}") from None
+    return AuditConfig(url=url, timeout_s=_positive(table, "timeout_s", "audit", 2.0))
 
 
 def _limits(table: Mapping[str, Any]) -> LimitsConfig:

@@ -59,13 +59,30 @@ def _broken(path: str, value: Any) -> dict[str, Any]:
         ("sources.post", {"url": "http://x"}, "sources.post"),
         ("clients.0.role", "admin", "client bank-demo: role"),
         ("clients.0.key_sha256", "abc", "client bank-demo: key_sha256"),
+        ("clients.0.purposes", ["CREDIT_LAON"], "client bank-demo: unknown purpose CREDIT_LAON"),
         ("audit.path", "/x", r"\[audit\] has unknown key"),
+        ("audit.url", "postgresql://db/audit", r"\[audit\] url must be sqlite://"),
+        ("audit.url", "sqlite://:memory:", r"\[audit\] url .*not durable"),
+        ("audit.url", "sqlite://", r"\[audit\] url must name a file"),
+        ("audit.url", 5, r"\[audit\] url must be a string"),
+        ("audit.timeout_s", 0, r"\[audit\] timeout_s must be a positive number"),
+        ("audit.timeout_s", -0.5, r"\[audit\] timeout_s must be a positive number"),
         ("extra", {}, "unknown config section"),
     ],
 )
 def test_refusals_name_the_entry(path: str, value: Any, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(_broken(path, value))
+
+
+def test_audit_defaults_and_timeout() -> None:
+    data = copy.deepcopy(VALID)
+    del data["audit"]
+    default = parse_config(data).audit
+    assert default.url == "sqlite:///var/lib/credit-gateway/audit.db"
+    assert default.timeout_s == 2.0
+    configured = parse_config({**VALID, "audit": {"url": "sqlite://audit.db", "timeout_s": 1}})
+    assert configured.audit.url == "sqlite://audit.db" and configured.audit.timeout_s == 1.0
 
 
 def test_duplicate_client_ids_are_refused() -> None:
