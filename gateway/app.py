@@ -15,12 +15,14 @@ from gateway.auth import AuthMiddleware
 from gateway.clock import Clock
 from gateway.config import GatewayConfig
 from gateway.context import GatewayGraphQL
+from gateway.log_masking import install_log_masking
 from gateway.runtime import Runtime
 from schema import build_schema
 
 
 def create_app(config: GatewayConfig, clock: Clock | None = None) -> Starlette:
     """The gateway as an ASGI app; used by `serve`, `demo` and the tests."""
+    install_log_masking()
     runtime = Runtime(config, clock or Clock.from_env())
 
     @asynccontextmanager

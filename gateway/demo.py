@@ -57,7 +57,7 @@ def write_demo_config(directory: Path, urls: dict[str, str], keys: dict[str, str
     for name, url in urls.items():
         lines += [f"[sources.{name}]", f"url = {json.dumps(url)}", ""]
     audit = (directory / "audit.db").resolve()
-    lines += ["[audit]", f"url = {json.dumps(f'sqlite:///{audit}')}", ""]
+    lines += ["[audit]", f"url = {json.dumps(f'sqlite://{audit}')}", ""]
     for client_id, role, purposes in DEMO_CLIENTS:
         digest = hashlib.sha256(keys[client_id].encode()).hexdigest()
         lines += [

@@ -7,6 +7,9 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from gateway.config import Role
+from gateway.log_masking import mask_ids
+
 
 class ReportFailedSources(SchemaExtension):
     """Adds one SOURCE_UNAVAILABLE error per department that failed during the request."""
@@ -28,3 +31,32 @@ class ReportFailedSources(SchemaExtension):
                 )
             )
         result.errors = errors
+
+
+class MaskIdsInErrors(SchemaExtension):
+    """Masks ID numbers in error messages for every role but regulator (contract §1)."""
+
+    def on_operation(self) -> Iterator[None]:
+        """Runs around parsing, validation and execution, so a message quoting input is caught."""
+        yield
+        result = self.execution_context.result
+        caller = getattr(self.execution_context.context, "caller", None)
+        if result is None or not result.errors or getattr(caller, "role", None) is Role.REGULATOR:
+            return
+        # e.g. "String cannot represent a non string value: 610802…" echoes the input.
+        result.errors = [_masked_error(e) for e in result.errors]
+
+
+def _masked_error(error: GraphQLError) -> GraphQLError:
+    message = mask_ids(error.message, decode=False)
+    if message == error.message:
+        return error
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        original_error=error.original_error,
+        extensions=error.extensions,
+    )

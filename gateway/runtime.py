@@ -9,6 +9,7 @@ import aiohttp
 
 from adapters.base import Adapter
 from adapters.registry import build_adapter
+from gateway.audit import AuditLog
 from gateway.auth import Authenticator
 from gateway.clock import Clock
 from gateway.config import GatewayConfig
@@ -24,6 +25,7 @@ class Runtime:
         self.config = config
         self.clock = clock
         self.authenticator = Authenticator(config.clients)
+        self.audit = AuditLog(config.audit.url, config.audit.timeout_s)
         # Checked at start: a bad catalogue entry stops the gateway before it serves.
         self.catalogue: Catalogue = load_catalogue()
         self.adapters: list[Adapter] = []
@@ -39,12 +41,14 @@ class Runtime:
             )
             self._sessions.append(session)
             self.adapters.append(build_adapter(source, session, self.clock))
-        await asyncio.gather(*(adapter.start() for adapter in self.adapters))
+        await asyncio.gather(self.audit.start(), *(adapter.start() for adapter in self.adapters))
         log.info("gateway started with %d sources", len(self.adapters))
 
     async def close(self) -> None:
         """Stop the adapters' background work, then close their sessions."""
-        await asyncio.gather(*(a.close() for a in self.adapters), return_exceptions=True)
+        await asyncio.gather(
+            self.audit.close(), *(a.close() for a in self.adapters), return_exceptions=True
+        )
         await asyncio.gather(*(s.close() for s in self._sessions), return_exceptions=True)
         self.adapters.clear()
         self._sessions.clear()

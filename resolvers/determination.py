@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -71,16 +71,43 @@ def determine(
     catalogue: Catalogue,
     scenario: Scenario | None,
     evaluated_at: datetime,
-    subject_type: SubjectType = SubjectType.ORGANISATION,
 ) -> Determination:
     """Evaluated on query over the subject's active records (contract §3), in order."""
+    watch_facts, incentive_facts = _rating_facts(view)
+    return judge(
+        Evidence(view.records, tuple(view.failed), watch_facts, incentive_facts),
+        catalogue,
+        scenario,
+        evaluated_at,
+        SubjectType.ORGANISATION,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a determination rests on: records, departments that did not answer, rating facts."""
+
+    records: Sequence[RecordView]
+    missing: tuple[Department, ...]
+    watch_facts: tuple[str, ...] = ()
+    incentive_facts: tuple[str, ...] = ()
+
+
+def judge(
+    evidence: Evidence,
+    catalogue: Catalogue,
+    scenario: Scenario | None,
+    evaluated_at: datetime,
+    subject_type: SubjectType,
+) -> Determination:
+    """Contract §3 over any evidence; used for subjects and for persons (own + derived)."""
     listings = tuple(
         v
-        for v in view.records
+        for v in evidence.records
         if v.active and v.record.level in (ListingLevel.PUNISHMENT, ListingLevel.WATCH)
     )
-    watch_facts, incentive_facts = _rating_facts(view)
-    missing = tuple(view.failed)
+    watch_facts, incentive_facts = evidence.watch_facts, evidence.incentive_facts
+    missing = evidence.missing
     punished = any(v.record.level is ListingLevel.PUNISHMENT for v in listings)
     if punished:
         status = JointStatus.PUNISHED

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
@@ -29,6 +29,12 @@ class RecordView:
     record: CreditRecord
     active: bool
     ends_on: date | None
+
+
+def record_views(records: Iterable[CreditRecord], today: date) -> list[RecordView]:
+    """Records with today's activity, newest listing first; for subjects and persons."""
+    views = [RecordView(r, is_active(r, today), ends_on(r)) for r in records]
+    return sorted(views, key=lambda v: v.record.listed_on or date.min, reverse=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +98,7 @@ class SubjectView:
     @cached_property
     def records(self) -> list[RecordView]:
         """Every record of every department, newest listing first."""
-        views = [
-            RecordView(r, is_active(r, self.today), ends_on(r))
-            for f in self.facts
-            for r in f.records
-        ]
-        return sorted(views, key=lambda v: v.record.listed_on or date.min, reverse=True)
+        return record_views((r for f in self.facts for r in f.records), self.today)
 
     @property
     def tax_rating(self) -> TaxRating | None:

@@ -116,17 +116,17 @@ async def search_subjects(
     return SearchResult(page.total, edges, offset + len(hits) < page.total)
 
 
-def encode_cursor(offset: int) -> str:
-    """Opaque cursor for the item at this offset."""
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+def encode_cursor(position: int, kind: str = "o") -> str:
+    """Opaque cursor for an item: an offset ("o") or an audit entry id ("a")."""
+    return base64.urlsafe_b64encode(f"{kind}:{position}".encode()).decode()
 
 
-def decode_cursor(cursor: str) -> int:
-    """The offset in a cursor made by encode_cursor; INVALID_CURSOR otherwise."""
+def decode_cursor(cursor: str, kind: str = "o") -> int:
+    """The number in a cursor made by encode_cursor with this kind; INVALID_CURSOR otherwise."""
     try:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
         prefix, _, number = text.partition(":")
-        if prefix == "o" and number.isdigit():
+        if prefix == kind and number.isdigit():
             return int(number)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass

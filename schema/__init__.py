@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
+from strawberry.types import ExecutionContext
 
-from gateway.errors import should_mask
-from gateway.extensions import ReportFailedSources
+from gateway.errors import GatewayError, should_mask
+from gateway.extensions import MaskIdsInErrors, ReportFailedSources
 from schema.query import Query
+
+
+class GatewaySchema(strawberry.Schema):
+    """Strawberry's schema, logging only errors that are not the contract's coded answers."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Called by strawberry for every error; FORBIDDEN and the like are answers, not faults."""
+        unexpected = [e for e in errors if not isinstance(e.original_error, GatewayError)]
+        super().process_errors(unexpected, execution_context)
 
 
 def build_schema() -> strawberry.Schema:
     """Used by the app and by `credit-gateway schema`; extensions hold cross-cutting concerns."""
-    return strawberry.Schema(
+    return GatewaySchema(
         query=Query,
         extensions=[
             ReportFailedSources,
             # Anything but a coded GatewayError reaches the client as a generic message.
             lambda: MaskErrors(should_mask_error=should_mask, error_message="Internal error."),
+            MaskIdsInErrors,
         ],
     )

@@ -7,12 +7,15 @@ from typing import TYPE_CHECKING
 import strawberry
 
 from adapters import base, records
+from gateway import audit, config
 from resolvers import catalogue, determination
 
 if TYPE_CHECKING:
     # strawberry.enum registers and returns the very same class; type checkers see it as is.
     from adapters.base import SourceState
     from adapters.records import Department, ListingLevel, RecordKind
+    from gateway.audit import AuditOutcome
+    from gateway.config import QueryPurpose
     from resolvers.catalogue import MeasureCategory, MeasureKind, Scenario, SubjectType
     from resolvers.determination import CreditClass, JointStatus
 else:
@@ -35,13 +38,23 @@ else:
         determination.CreditClass, description="分级分类监管等级 / Supervision class."
     )
 
+    QueryPurpose = strawberry.enum(
+        config.QueryPurpose,
+        description="查询目的 / Why personal information is asked for.",
+    )
+    AuditOutcome = strawberry.enum(
+        audit.AuditOutcome, description="准予或拒绝 / Granted or denied."
+    )
+
 __all__ = [
+    "AuditOutcome",
     "CreditClass",
     "Department",
     "JointStatus",
     "ListingLevel",
     "MeasureCategory",
     "MeasureKind",
+    "QueryPurpose",
     "RecordKind",
     "Scenario",
     "SourceState",

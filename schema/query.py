@@ -7,12 +7,23 @@ import asyncio
 import strawberry
 
 from adapters.base import SourceHealth, SourceState
-from resolvers.subjects import find_subject, find_subjects, search_subjects
+from gateway.audit import AuditUnavailable
+from gateway.errors import GatewayError
+from gateway.identity import normalize_id_number
+from gateway.personal_access import AuditedPersonQuery
+from resolvers.persons import find_person
+from resolvers.subjects import decode_cursor, find_subject, find_subjects, search_subjects
+from schema.audit import AUDIT_CURSOR, AuditConnection
 from schema.determination import Measure
-from schema.enums import Scenario
-from schema.permissions import context, require_not_public
+from schema.enums import QueryPurpose, Scenario
+from schema.page import PageInfo
+from schema.permissions import context, require_not_public, require_regulator
+from schema.person import Person
 from schema.subject import Subject
 from schema.types import SourceStatus
+
+# The most audit entries one auditLog page returns.
+AUDIT_PAGE_MAX = 500
 
 
 @strawberry.type(description="批量查询错误 / Why one item of a batch has no subject.")
@@ -26,12 +37,6 @@ class SubjectLookup:
     uscc: str
     subject: Subject | None
     error: LookupError | None
-
-
-@strawberry.type
-class PageInfo:
-    has_next_page: bool
-    end_cursor: str | None
 
 
 @strawberry.type
@@ -133,3 +138,45 @@ class Query:
                 )
             statuses.append(SourceStatus.from_health(health))
         return statuses
+
+    @strawberry.field(
+        description="自然人（法定代表人、负责人、实际控制人）；仅限有权角色，每次查询均留痕 / "
+        "A natural person (legal representative, principal, controller). Only for roles "
+        "allowed personal information; every call is audited.",
+        extensions=[AuditedPersonQuery()],
+    )
+    async def person(
+        self,
+        info: strawberry.Info,
+        id_number: str,
+        purpose: QueryPurpose,
+        authorization_ref: str | None = strawberry.UNSET,
+    ) -> Person | None:
+        # AuditedPersonQuery has checked the caller and written the audit entry by now.
+        ctx = context(info)
+        number = normalize_id_number(id_number, ctx.today)
+        return Person(view=await find_person(ctx.loaders, ctx.today, number))
+
+    @strawberry.field(
+        description="个人信息查询日志，新在前；仅监管部门 / The personal-information query log, "
+        "newest first. Regulators only."
+    )
+    async def audit_log(
+        self,
+        info: strawberry.Info,
+        first: int | None = 50,
+        after: str | None = strawberry.UNSET,
+        client_id: str | None = strawberry.UNSET,
+    ) -> AuditConnection:
+        require_regulator(info, "auditLog")
+        size = 50 if first is None else first
+        if not 1 <= size <= AUDIT_PAGE_MAX:
+            raise GatewayError("INVALID_ARGUMENT", f"first must be between 1 and {AUDIT_PAGE_MAX}")
+        before = decode_cursor(after, AUDIT_CURSOR) if after else None
+        try:
+            entries, has_next = await context(info).runtime.audit.page(
+                size, before, client_id or None
+            )
+        except AuditUnavailable:
+            raise GatewayError("AUDIT_UNAVAILABLE", "the audit log cannot be read") from None
+        return AuditConnection.of(entries, has_next)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from typing import Any
@@ -23,9 +25,8 @@ from sandbox.generator import generate  # noqa: E402
 from sandbox.model import Dataset  # noqa: E402
 from sandbox.runner import SandboxServers, SandboxThread  # noqa: E402
 from tests.sandbox_support import build_dataset, quiet_faults  # noqa: E402
-from tests.servers import GatewayServer, GraphQLClient  # noqa: E402
+from tests.servers import KEYS, GatewayServer, GraphQLClient  # noqa: E402
 
-KEYS = {"partner": "key-partner", "bank": "key-bank", "regulator": "key-regulator"}
 PURPOSES = {
     "partner": [],
     "bank": ["CREDIT_LOAN"],
@@ -34,11 +35,24 @@ PURPOSES = {
 # The courts' documented 50 requests/s would make every test wait; the sandbox tests and
 # the courts adapter tests exercise that limit, the rest run with a higher one.
 FAST_COURTS_RPS = 5000
+# Every gateway a test builds gets its own audit database here, never under /var/lib.
+_AUDIT_DIR = tempfile.TemporaryDirectory(prefix="credit-gateway-audit-")
+_AUDIT_NUMBERS = itertools.count(1)
 
 
-def gateway_config(urls: dict[str, str], **sources: dict[str, Any]) -> GatewayConfig:
+def audit_url() -> str:
+    """A fresh SQLite audit store in the session's temporary directory."""
+    return f"sqlite://{_AUDIT_DIR.name}/audit-{next(_AUDIT_NUMBERS)}.db"
+
+
+def gateway_config(
+    urls: dict[str, str],
+    audit: dict[str, Any] | None = None,
+    **sources: dict[str, Any],
+) -> GatewayConfig:
     """A config over the given department URLs with the test clients; per-source overrides."""
     table: dict[str, Any] = {
+        "audit": audit or {"url": audit_url()},
         "sources": {
             name: {"url": url, "timeout_s": 2.0, **sources.get(name, {})}
             for name, url in urls.items()

@@ -10,6 +10,11 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
+from tests.pii import full_id_numbers
+
+# Test API keys by role; only the regulator may ever see a full ID number (contract §1).
+KEYS = {"partner": "key-partner", "bank": "key-bank", "regulator": "key-regulator"}
+
 
 class GatewayServer:
     """Starts the app like `credit-gateway serve` does and stops it again."""
@@ -52,18 +57,24 @@ class GraphQLClient:
         variables: dict[str, object] | None = None,
         key: str | None = None,
         timeout_s: float = 60.0,
+        scan: bool | None = None,
     ) -> httpx.Response:
-        """The raw response, for tests of status codes and bodies."""
+        """The raw response; a non-regulator's (or, with scan=True, any) is scanned for IDs."""
         headers = {}
         key = key or self.key
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        return httpx.post(
+        response = httpx.post(
             f"{self.base_url}/graphql",
             json={"query": query, "variables": variables or {}},
             headers=headers,
             timeout=timeout_s,
         )
+        if key != KEYS["regulator"] if scan is None else scan:
+            # Every non-regulator answer of every test is scanned: a leak fails the test.
+            leaked = full_id_numbers(response.text)
+            assert not leaked, f"full ID numbers in a non-regulator response: {leaked}"
+        return response
 
     def query(self, query: str, variables: dict[str, object] | None = None, **kw: Any) -> Any:
         """The decoded JSON body (data and errors)."""

@@ -10,7 +10,6 @@ import asyncio
 import logging
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
@@ -29,8 +28,8 @@ from gateway.audit import (
     sqlite_path,
     verify_chain,
 )
+from tests.cli import run_cli, write_config
 
-ROOT = Path(__file__).resolve().parent.parent
 CST = timezone(timedelta(hours=8))
 AT = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=CST)
 
@@ -337,23 +336,11 @@ def test_unsupported_urls(url: str, message: str) -> None:
 
 
 def _config(tmp_path: Path, audit_url: str) -> Path:
-    lines = []
-    for port, name in enumerate(("courts", "market", "tax", "water"), start=9101):
-        lines += [f"[sources.{name}]", f'url = "http://127.0.0.1:{port}"', ""]
-    lines += ["[audit]", f'url = "{audit_url}"']
-    path = tmp_path / "config.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return write_config(tmp_path / "config.toml", audit_url)
 
 
 def _verify(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "audit", "verify", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    return run_cli("audit", "verify", "--config", str(config))
 
 
 @pytest.fixture
