@@ -161,10 +161,9 @@ class PersonView:
     def missing(self) -> tuple[Department, ...]:
         """Departments whose silence could hide a record of the person (own or derived)."""
         failed = {d for d, a in self.answers.items() if a.error is not None}
-        for rep in self.representations:
+        for subject in self._responsible_subjects():
             # A failure for a subject the person answered for may hide a derived listing.
-            if rep.responsible and rep.subject is not None:
-                failed.update(rep.subject.failed)
+            failed.update(subject.failed)
         return tuple(d for d in Department if d in failed)
 
     def evidence(self) -> Evidence:
@@ -175,16 +174,18 @@ class PersonView:
         return Evidence(list(records.values()), self.missing)
 
     def source_states(self) -> list[SourceHealth]:
-        """Per department: UNAVAILABLE if it failed for the person or a represented subject."""
+        """Per department: UNAVAILABLE if it failed for the person or a subject they answer for."""
+        # Exactly the lookups `missing` rests on, so sources and status never disagree; a
+        # subject the person only supervised shows its failures on its own sources.
         states = []
         for department in Department:
             answers: list[AnyAnswer | None] = [self.answers.get(department)]
-            answers += [v.answers.get(department) for v in self._represented_subjects()]
+            answers += [v.answers.get(department) for v in self._responsible_subjects()]
             states.append(_state(department, [a for a in answers if a is not None]))
         return states
 
-    def _represented_subjects(self) -> Iterable[SubjectView]:
-        return (r.subject for r in self.representations if r.subject is not None)
+    def _responsible_subjects(self) -> Iterable[SubjectView]:
+        return (r.subject for r in self.representations if r.responsible and r.subject is not None)
 
     def _current(self, position: Position) -> bool:
         started = position.started_on is None or position.started_on <= self.today
