@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint types schema bench clean
+.PHONY: demo test check lint types schema soak clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit("credit-gateway needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -31,6 +31,10 @@ types: $(STAMP)
 
 schema: $(STAMP)
 	$(BIN)/pytest -q tests/test_schema.py
+
+# Not in CI: the gateway under mixed load and department faults; MINUTES=10 by default.
+soak: $(STAMP)
+	$(BIN)/python -m sandbox.soak --minutes $(or $(MINUTES),10)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
