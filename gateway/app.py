@@ -12,10 +12,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gateway.auth import AuthMiddleware
+from gateway.body_limit import BodyLimitMiddleware
 from gateway.clock import Clock
 from gateway.config import GatewayConfig
 from gateway.context import GatewayGraphQL
+from gateway.load_shedding import LoadSheddingMiddleware
 from gateway.log_masking import install_log_masking
+from gateway.rate_limit import RateLimitMiddleware
 from gateway.runtime import Runtime
 from schema import build_schema
 
@@ -33,12 +36,24 @@ def create_app(config: GatewayConfig, clock: Clock | None = None) -> Starlette:
         finally:
             await runtime.close()
 
+    limits = config.limits
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            Route("/graphql", GatewayGraphQL(build_schema()), methods=["GET", "POST"]),
+            Route("/graphql", GatewayGraphQL(build_schema(limits)), methods=["GET", "POST"]),
         ],
-        middleware=[Middleware(AuthMiddleware, authenticator=runtime.authenticator)],
+        # Outermost first. Each refusal costs less than the next step: an unknown key is 401
+        # before any rate is counted, and only a complete body takes a place in flight.
+        middleware=[
+            Middleware(AuthMiddleware, authenticator=runtime.authenticator),
+            Middleware(RateLimitMiddleware, limits=limits),
+            Middleware(
+                BodyLimitMiddleware,
+                max_body_bytes=limits.max_body_bytes,
+                max_query_string_bytes=limits.max_query_string_bytes,
+            ),
+            Middleware(LoadSheddingMiddleware, max_in_flight=limits.max_in_flight),
+        ],
         lifespan=lifespan,
     )
     app.state.runtime = runtime

@@ -6,10 +6,10 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.config import ClientConfig, Role
+from gateway.refusals import refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,21 +73,5 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 async def _unauthenticated(send: Send) -> None:
-    body = orjson.dumps(
-        {
-            "data": None,
-            "errors": [{"message": "unknown API key", "extensions": {"code": "UNAUTHENTICATED"}}],
-        }
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b'Bearer realm="credit-gateway"'),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    challenge = (b"www-authenticate", b'Bearer realm="credit-gateway"')
+    await refuse(send, 401, "UNAUTHENTICATED", "unknown API key", [challenge])

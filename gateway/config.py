@@ -60,11 +60,31 @@ class AuditConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RateConfig:
+    """A token bucket: `burst` requests at once, refilled at `rate_per_s` requests a second."""
+
+    rate_per_s: float = 10.0
+    burst: int = 30
+
+
+@dataclass(frozen=True, slots=True)
 class LimitsConfig:
-    """Request limits; batch size per contract (at most 1000 codes)."""
+    """Request limits (docs/operations.md says why each default); batch size per contract."""
 
     max_batch: int = 1000
     search_page_max: int = 100
+    max_depth: int = 10
+    max_aliases: int = 20
+    max_tokens: int = 2000
+    max_body_bytes: int = 1024 * 1024
+    max_query_string_bytes: int = 8192
+    max_in_flight: int = 64
+    rate: RateConfig = field(default_factory=RateConfig)
+    role_rates: Mapping[Role, RateConfig] = field(default_factory=dict)
+
+    def rate_for(self, role: Role) -> RateConfig:
+        """The bucket of a caller with this role: its [limits.<role>] table, else the default."""
+        return self.role_rates.get(role, self.rate)
 
 
 DEFAULT_SPOT_CHECK_RATIOS = {"A": 0.05, "B": 0.2, "C": 0.6, "D": 1.0}
@@ -217,12 +237,60 @@ def _audit(table: Mapping[str, Any]) -> AuditConfig:
     return AuditConfig(url=url, timeout_s=_positive(table, "timeout_s", "audit", 2.0))
 
 
+_RATE_KEYS = {"rate_per_s", "burst"}
+
+
 def _limits(table: Mapping[str, Any]) -> LimitsConfig:
-    table = _known(table, "limits", {"max_batch", "search_page_max"})
+    roles = {role.value for role in Role}
+    counts = {
+        "max_depth",
+        "max_aliases",
+        "max_tokens",
+        "max_body_bytes",
+        "max_query_string_bytes",
+        "max_in_flight",
+    }
+    table = _known(table, "limits", {"max_batch", "search_page_max"} | counts | _RATE_KEYS | roles)
+    default = LimitsConfig()
+
+    def count(key: str) -> int:
+        return _positive_int(table, key, "limits", getattr(default, key))
+
+    rate = _rate(table, "limits", default.rate)
     return LimitsConfig(
         max_batch=int(_positive(table, "max_batch", "limits", 1000)),
         search_page_max=int(_positive(table, "search_page_max", "limits", 100)),
+        max_depth=count("max_depth"),
+        max_aliases=count("max_aliases"),
+        max_tokens=count("max_tokens"),
+        max_body_bytes=count("max_body_bytes"),
+        max_query_string_bytes=count("max_query_string_bytes"),
+        max_in_flight=count("max_in_flight"),
+        rate=rate,
+        role_rates={Role(name): _role_rate(table[name], name, rate) for name in roles & set(table)},
     )
+
+
+def _role_rate(table: Any, role: str, default: RateConfig) -> RateConfig:
+    # A role's table only needs the keys it changes; the rest come from [limits].
+    where = f"limits.{role}"
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"[{where}] must be a table of rate_per_s and burst")
+    return _rate(_known(table, where, _RATE_KEYS), where, default)
+
+
+def _rate(table: Mapping[str, Any], where: str, default: RateConfig) -> RateConfig:
+    return RateConfig(
+        rate_per_s=_positive(table, "rate_per_s", where, default.rate_per_s),
+        burst=_positive_int(table, "burst", where, default.burst),
+    )
+
+
+def _positive_int(table: Mapping[str, Any], key: str, where: str, default: int) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"[{where}] {key} must be a positive whole number")
+    return value
 
 
 def _supervision(table: Mapping[str, Any]) -> SupervisionConfig:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import MaskErrors, MaxTokensLimiter
 from strawberry.types import ExecutionContext
 
+from gateway.config import LimitsConfig
 from gateway.errors import GatewayError, should_mask
 from gateway.extensions import MaskIdsInErrors, ReportFailedSources
+from gateway.query_cache import CachedParse, ParsedQueries, SmallDocumentValidationCache
+from gateway.query_limits import QueryLimits, validation_rules
 from schema.query import Query
 
 
@@ -23,8 +26,12 @@ class GatewaySchema(strawberry.Schema):
         super().process_errors(unexpected, execution_context)
 
 
-def build_schema() -> strawberry.Schema:
+def build_schema(limits: LimitsConfig | None = None) -> strawberry.Schema:
     """Used by the app and by `credit-gateway schema`; extensions hold cross-cutting concerns."""
+    limits = limits or LimitsConfig()
+    # Built once here, not per request: the validation cache keys on the rule classes.
+    rules = validation_rules(limits)
+    parsed = ParsedQueries()
     return GatewaySchema(
         query=Query,
         extensions=[
@@ -32,5 +39,10 @@ def build_schema() -> strawberry.Schema:
             # Anything but a coded GatewayError reaches the client as a generic message.
             lambda: MaskErrors(should_mask_error=should_mask, error_message="Internal error."),
             MaskIdsInErrors,
+            # QUERY_TOO_COMPLEX before anything runs; repeated queries skip parse and validation.
+            lambda: QueryLimits(rules),
+            lambda: MaxTokensLimiter(limits.max_tokens),
+            lambda: CachedParse(parsed),
+            SmallDocumentValidationCache,
         ],
     )

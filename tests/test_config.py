@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.config import ConfigError, Role, load_config, parse_config
+from gateway.config import ConfigError, RateConfig, Role, load_config, parse_config
 
 VALID: dict[str, Any] = {
     "sources": {
@@ -108,3 +108,39 @@ def test_supervision_ratios_are_configurable() -> None:
         parse_config({**VALID, "supervision": {"C": 1.5}})
     with pytest.raises(ConfigError, match=r"\[supervision\] has unknown key"):
         parse_config({**VALID, "supervision": {"E": 0.5}})
+
+
+def test_request_limits_defaults_and_role_tables() -> None:
+    default = parse_config(VALID).limits
+    assert (default.max_depth, default.max_aliases, default.max_tokens) == (10, 20, 2000)
+    assert (default.max_body_bytes, default.max_query_string_bytes) == (1024 * 1024, 8192)
+    assert default.max_in_flight == 64
+    assert default.rate_for(Role.PUBLIC) == RateConfig(rate_per_s=10.0, burst=30)
+    limits = {"rate_per_s": 5, "burst": 10, "bank": {"burst": 2}, "public": {"rate_per_s": 0.5}}
+    configured = parse_config({**VALID, "limits": limits}).limits
+    assert configured.rate_for(Role.BANK) == RateConfig(rate_per_s=5.0, burst=2)
+    assert configured.rate_for(Role.PUBLIC) == RateConfig(rate_per_s=0.5, burst=10)
+    assert configured.rate_for(Role.PARTNER) == RateConfig(rate_per_s=5.0, burst=10)
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"max_depth": 0}, r"\[limits\] max_depth must be a positive whole number"),
+        ({"max_aliases": -1}, r"\[limits\] max_aliases must be a positive whole number"),
+        ({"max_tokens": 2.5}, r"\[limits\] max_tokens must be a positive whole number"),
+        ({"max_body_bytes": "1MiB"}, r"\[limits\] max_body_bytes must be a positive whole"),
+        ({"max_query_string_bytes": 0}, r"\[limits\] max_query_string_bytes must be a positive"),
+        ({"max_in_flight": True}, r"\[limits\] max_in_flight must be a positive whole number"),
+        ({"rate_per_s": 0}, r"\[limits\] rate_per_s must be a positive number"),
+        ({"burst": 0.5}, r"\[limits\] burst must be a positive whole number"),
+        ({"bank": {"burst": 0}}, r"\[limits.bank\] burst must be a positive whole number"),
+        ({"bank": {"rate_per_s": "fast"}}, r"\[limits.bank\] rate_per_s must be a positive"),
+        ({"bank": {"rate": 1}}, r"\[limits.bank\] has unknown key\(s\): rate"),
+        ({"bank": 5}, r"\[limits.bank\] must be a table"),
+        ({"admin": {"burst": 1}}, r"\[limits\] has unknown key\(s\): admin"),
+    ],
+)
+def test_request_limit_refusals_name_the_entry(limits: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({**VALID, "limits": limits})
