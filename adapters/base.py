@@ -7,7 +7,6 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar
 
 import aiohttp
 
@@ -62,10 +61,15 @@ PersonResult = PersonFacts | SourceError
 class Adapter(abc.ABC):
     """A department seen through the gateway; created and closed by the app's lifespan."""
 
-    department: ClassVar[Department]
+    # Set by each department's class; instance attributes only so that a wrapper
+    # (CachingAdapter) can stand in for the adapter it wraps.
+    department: Department
     # The most codes one upstream call takes; the loaders chunk batches by it.
-    max_batch: ClassVar[int] = 1
-    supports_search: ClassVar[bool] = False
+    max_batch: int = 1
+    supports_search: bool = False
+    # True for a source answered from its own synced snapshot (water): it has its own
+    # STALE, and the registry puts no answer cache in front of it.
+    answers_from_snapshot: bool = False
 
     def __init__(self, deps: AdapterDeps) -> None:
         self.deps = deps

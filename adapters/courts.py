@@ -19,11 +19,11 @@ from adapters.http import (
     gather_strict,
     masked_id,
     opt_text,
-    option_float,
     req_int,
     req_text,
     status_error,
 )
+from adapters.options import option_float
 from adapters.records import (
     CreditRecord,
     Department,

@@ -1,4 +1,4 @@
-"""Low-level HTTP for the department adapters: timeouts, size caps, failure classification."""
+"""Low-level HTTP for the department adapters: budget, retries, breaker, size caps, failures."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import email.utils
 import math
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -15,8 +16,10 @@ import orjson
 from multidict import CIMultiDictProxy
 
 from adapters.base import AdapterDeps, SourceHealth, SourceState
+from adapters.breaker import CircuitBreaker
 from adapters.errors import FailureKind, SourceError
 from adapters.records import Department
+from adapters.retry import Pause, RetryPolicy, retrying
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -24,6 +27,10 @@ R = TypeVar("R")
 # Per-subject API answers are small; anything near this is not an answer we asked for.
 API_MAX_BYTES = 20 * 1024 * 1024
 _READ_CHUNK = 64 * 1024
+# The deadline of the lookup a call belongs to, set by SourceHttp.settle: every call made
+# inside it (pages, chunks, both operations) knows how much of the budget is left.
+_LOOKUP_DEADLINE: ContextVar[float | None] = ContextVar("lookup_deadline", default=None)
+_ATTEMPT_MARGIN_S = 0.02
 
 
 class PayloadError(ValueError):
@@ -42,6 +49,10 @@ class HttpAnswer:
     headers: CIMultiDictProxy[str]
     body: bytes
     charset: str | None
+
+
+# An accepted status the adapter still reads as a failure (tax: the SOAP Fault in a 500).
+FailureOf = Callable[[HttpAnswer], SourceError | None]
 
 
 async def fetch(
@@ -91,7 +102,11 @@ def status_error(department: Department, status: int, headers: Mapping[str, str]
             retry_after_s=parse_retry_after(headers.get("Retry-After")),
         )
     if status >= 500:
-        return SourceError(department, FailureKind.UNAVAILABLE, f"HTTP {status}")
+        # A 503 may say when the maintenance ends (Retry-After), as a 429 says when to return.
+        retry_after = parse_retry_after(headers.get("Retry-After")) if status == 503 else None
+        return SourceError(
+            department, FailureKind.UNAVAILABLE, f"HTTP {status}", retry_after_s=retry_after
+        )
     return SourceError(department, FailureKind.BAD_PAYLOAD, f"unexpected HTTP {status}")
 
 
@@ -171,7 +186,12 @@ class Pacer:
 
 
 class SourceHttp:
-    """One per live adapter: its base URL, timeout, concurrency bound and optional pace."""
+    """One per live adapter: base URL, budget, retries, breaker, concurrency bound and pace.
+
+    A call goes through, in this order: the department's Retry-After pause, the circuit
+    breaker, then attempts (retried by the policy), each of which takes a concurrency slot
+    and the pace before it goes out. Backoff waits hold no slot.
+    """
 
     def __init__(
         self, deps: AdapterDeps, department: Department, max_rps: float | None = None
@@ -180,9 +200,13 @@ class SourceHttp:
         self.department = department
         self.base_url = deps.config.url.rstrip("/")
         self.timeout_s = deps.config.timeout_s
-        # Shared by every call of the adapter, so one big batch cannot flood the department.
+        # Shared by every attempt of every call of the adapter (retries and health probes
+        # too), so neither a big batch nor a retry storm can flood the department.
         self._slots = asyncio.Semaphore(max(1, deps.config.max_concurrency))
         self._pacer = Pacer(max_rps) if max_rps is not None else None
+        self._retry = RetryPolicy.from_config(deps.config)
+        self._breaker = CircuitBreaker.from_config(department, deps.config, deps.clock)
+        self._pause = Pause(department)
 
     async def request(
         self,
@@ -193,22 +217,70 @@ class SourceHttp:
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         accept: frozenset[int] = frozenset({200}),
+        failure_of: FailureOf | None = None,
     ) -> HttpAnswer:
-        """One call to the department, within the concurrency bound and pace."""
+        """One call to the department (a read, so safe to repeat), within the lookup's budget."""
+        deadline = _LOOKUP_DEADLINE.get() or self.deadline()
+        await self._pause.wait(deadline, self._retry.min_window_s)
+        probe = await self._breaker.admit()
+        call = _Call(method, self.base_url + path, params, data, headers, accept, failure_of)
+
+        async def attempt() -> HttpAnswer:
+            return await self._attempt(call, deadline)
+
+        # The half-open probe is one attempt: it is there to learn, not to insist.
+        attempts = 1 if probe else self._retry.attempts
+        try:
+            answer = await retrying(attempt, self._retry, self._pause, deadline, attempts)
+        except SourceError as error:
+            if not self._retry.transient(error):
+                self._breaker.succeeded(probe)  # a definite answer: the department is up
+            elif call.failed:
+                self._breaker.failed(probe, error)
+            else:
+                self._breaker.released(probe)
+            raise
+        except BaseException:
+            self._breaker.released(probe)
+            raise
+        self._breaker.succeeded(probe)
+        return answer
+
+    async def _attempt(self, call: _Call, deadline: float) -> HttpAnswer:
         async with self._slots:
             if self._pacer is not None:
                 await self._pacer.wait()
-            return await fetch(
-                self.deps.session,
-                self.department,
-                method,
-                self.base_url + path,
-                timeout_s=self.timeout_s,
-                params=params,
-                data=data,
-                headers=headers,
-                accept=accept,
-            )
+            # Ends a moment before the lookup's deadline, so that a hung department is seen
+            # timing out here (and counted) rather than the whole lookup being cut off.
+            left = deadline - asyncio.get_running_loop().time() - _ATTEMPT_MARGIN_S
+            window = min(self._retry.attempt_timeout_s, left)
+            if window <= 0:
+                raise SourceError(
+                    self.department, FailureKind.TIMEOUT, "no answer within the timeout"
+                )
+            try:
+                answer = await fetch(
+                    self.deps.session,
+                    self.department,
+                    call.method,
+                    call.url,
+                    timeout_s=window,
+                    params=call.params,
+                    data=call.data,
+                    headers=call.headers,
+                    accept=call.accept,
+                )
+                error = call.failure_of(answer) if call.failure_of is not None else None
+                if error is not None:
+                    raise error
+                return answer
+            except SourceError as error:
+                # A timeout of an attempt the budget cut short (it queued behind a big
+                # batch) says nothing about the department; every other failure does.
+                cut_short = error.kind is FailureKind.TIMEOUT and window < self._retry.min_window_s
+                if self._retry.transient(error) and not cut_short:
+                    call.failed = True
+                raise
 
     async def get_json(self, path: str, params: Mapping[str, str] | None = None) -> object:
         """GET answered by JSON (courts, market single calls)."""
@@ -231,6 +303,7 @@ class SourceHttp:
 
     async def settle(self, work: Awaitable[T], deadline: float) -> T | SourceError:
         """The result of a chunk's work, or the SourceError standing in for it."""
+        token = _LOOKUP_DEADLINE.set(deadline)
         try:
             async with asyncio.timeout_at(deadline):
                 return await work
@@ -241,6 +314,8 @@ class SourceHttp:
         except TimeoutError:
             # The chunk as a whole (queueing, pace, several pages) ran past timeout_s.
             return SourceError(self.department, FailureKind.TIMEOUT, "no answer within the timeout")
+        finally:
+            _LOOKUP_DEADLINE.reset(token)
 
     async def probe(self, work: Awaitable[object]) -> SourceHealth:
         """health() of a live source: OK when one cheap real call succeeds in time."""
@@ -267,6 +342,21 @@ class SourceHttp:
         return results
 
 
+@dataclass(slots=True)
+class _Call:
+    """One call to a department, as its attempts repeat it, and what they showed."""
+
+    method: str
+    url: str
+    params: Mapping[str, str] | None
+    data: bytes | None
+    headers: Mapping[str, str] | None
+    accept: frozenset[int]
+    failure_of: FailureOf | None
+    # Set when an attempt failed in a way that is the department's; the breaker counts it.
+    failed: bool = False
+
+
 async def gather_strict(*calls: Coroutine[Any, Any, T]) -> list[T]:
     """Run calls together: all results, or the first failure with the other calls cancelled."""
     try:
@@ -280,14 +370,6 @@ async def gather_strict(*calls: Coroutine[Any, Any, T]) -> list[T]:
             first = first.exceptions[0]
         raise first from None
     return [task.result() for task in tasks]
-
-
-def option_float(options: Mapping[str, object], key: str, default: float) -> float:
-    """A positive number from a [sources.<name>] table's extra keys; ValueError if not."""
-    value = options.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError(f"source option {key} must be a positive number")
-    return float(value)
 
 
 # Helpers for reading decoded JSON: every shape check raises PayloadError.

@@ -132,6 +132,9 @@ class SubjectFacts:
     known: bool  # False when the department has nothing at all on the code
     # True when served from an older snapshot because the latest refresh failed (state STALE).
     stale: bool = False
+    # True when a live department did not answer now and its last good answer stands in:
+    # shown (STALE), but the department counts as missing for the joint status (contract §3).
+    refresh_failed: bool = False
     name: str | None = None
     registration: Registration | None = None
     legal_rep: PersonIdentity | None = None
@@ -159,6 +162,8 @@ class PersonFacts:
     id_number: str
     as_of: datetime
     stale: bool = False
+    # As for SubjectFacts: the last good answer standing in for a failed one.
+    refresh_failed: bool = False
     name: str | None = None
     records: tuple[CreditRecord, ...] = ()
     positions: tuple[Position, ...] = ()

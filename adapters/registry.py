@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 
 from adapters.base import Adapter, AdapterDeps, SourceConfig
+from adapters.caching import CachingAdapter
 from adapters.courts import CourtsAdapter
 from adapters.market import MarketAdapter
 from adapters.tax import TaxAdapter
@@ -25,4 +26,8 @@ def build_adapter(config: SourceConfig, session: aiohttp.ClientSession, clock: C
         adapter_type = ADAPTER_TYPES[config.name]
     except KeyError:
         raise ValueError(f"no adapter for source {config.name!r}") from None
-    return adapter_type(AdapterDeps(config=config, session=session, clock=clock))
+    adapter = adapter_type(AdapterDeps(config=config, session=session, clock=clock))
+    # Every live department gets the same answer cache; a snapshot source (water) already
+    # answers from its own index and marks it STALE itself, so a cache would only delay a
+    # new snapshot.
+    return adapter if adapter.answers_from_snapshot else CachingAdapter(adapter)

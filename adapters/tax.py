@@ -93,11 +93,11 @@ class TaxAdapter(Adapter):
                 # SOAP 1.1: the SOAPAction header value is a quoted URI.
                 "SOAPAction": f'"{operation}"',
             },
-            # tax.md "Faults": a refused request is HTTP 500 with a SOAP Fault to read.
+            # tax.md "Faults": a refused request is HTTP 500 with a SOAP Fault to read; it is
+            # read per attempt, so a failing service (HTML 500, Server fault) is retried.
             accept=frozenset({200, 500}),
+            failure_of=_failure_of,
         )
-        if answer.status == 500:
-            raise _fault_of_500(answer)
         body = _soap_body(_parse(answer))
         content = _first_child(body)
         if content is None:
@@ -170,6 +170,11 @@ def _soap_body(root: Element) -> Element:
     if body is None:
         raise PayloadError("SOAP envelope has no Body")
     return body
+
+
+def _failure_of(answer: HttpAnswer) -> SourceError | None:
+    """The failure an accepted answer stands for: None for a 200, the 500's reading else."""
+    return _fault_of_500(answer) if answer.status == 500 else None
 
 
 def _fault_of_500(answer: HttpAnswer) -> SourceError:

@@ -21,7 +21,8 @@ from adapters.base import (
 )
 from adapters.dates import parse_slash
 from adapters.errors import FailureKind, SourceError
-from adapters.http import PayloadError, fetch, gather_strict, option_float
+from adapters.http import PayloadError, fetch, gather_strict
+from adapters.options import option_float
 from adapters.records import CreditRecord, Department, RecordKind, SubjectFacts, WaterGrade
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class WaterAdapter(Adapter):
     department = Department.WATER
     # No per-subject call: any number of codes is answered from the index.
     max_batch = 100_000
+    answers_from_snapshot = True
 
     def __init__(self, deps: AdapterDeps) -> None:
         super().__init__(deps)

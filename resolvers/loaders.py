@@ -20,7 +20,7 @@ F = TypeVar("F", SubjectFacts, PersonFacts)
 
 @dataclass(frozen=True, slots=True)
 class Answer(Generic[F]):
-    """One department's answer for one key: facts, or the error that stands in for them."""
+    """One department's answer for one key: facts, an error, or both (a last good answer)."""
 
     department: Department
     facts: F | None = None
@@ -91,4 +91,9 @@ def _answer(department: Department, result: F | SourceError | None) -> Answer[F]
     if result is None:
         error = SourceError(department, FailureKind.UNAVAILABLE, "no answer for this code")
         return Answer(department, error=error)
+    if result.refresh_failed:
+        # Its last good answer is shown, but the department did not answer now: a listing
+        # made since may be missing, so it counts as failed (INCOMPLETE, SOURCE_UNAVAILABLE).
+        stale = SourceError(department, FailureKind.UNAVAILABLE, "last good answer served")
+        return Answer(department, facts=result, error=stale)
     return Answer(department, facts=result)

@@ -210,7 +210,8 @@ def _subject_name(rep: RepresentationView) -> str:
 
 
 def _state(department: Department, answers: Sequence[AnyAnswer]) -> SourceHealth:
-    errors = [a.error for a in answers if a.error is not None]
+    # A last good answer standing in (facts and error) shows as STALE, like a subject's.
+    errors = [a.error for a in answers if a.error is not None and a.facts is None]
     if errors:
         message = f"{errors[0].kind.value}: {errors[0].message}"
         return SourceHealth(department, SourceState.UNAVAILABLE, None, message)

@@ -11,7 +11,7 @@ import asyncio
 import math
 import random
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Final
@@ -31,11 +31,14 @@ DEFAULT_RATE_LIMIT_RPS: Final[Mapping[str, float | None]] = {
     "water": None,
 }
 _RATE_KNOBS: Final = ("error_rate", "throttle_rate", "fhdm_error_rate")
+_COUNT_KNOBS: Final = ("retry_after_s", "error_burst", "throttle_burst")
 _BOOL_KNOBS: Final = ("down", "hang", "garbage", "dtd", "rebuilding")
 _TRUE_WORDS: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE_WORDS: Final = frozenset({"0", "false", "no", "off"})
 _NONE_WORDS: Final = frozenset({"none", "null", "off", ""})
 _HANG_POLL_S: Final = 0.05
+# Arrival times kept for tests that check when calls came (a Retry-After honoured).
+_ARRIVALS_KEPT: Final = 10_000
 
 
 @dataclass
@@ -45,7 +48,9 @@ class FaultState:
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0  # uniform extra delay in [0, jitter] on top of latency_ms
     error_rate: float = 0.0  # fraction answered 500/503 with an HTML body
+    error_burst: int = 0  # the next N requests answered 500/503, then normal again
     throttle_rate: float = 0.0  # fraction answered 429 with Retry-After
+    throttle_burst: int = 0  # the next N requests answered 429 with Retry-After
     retry_after_s: int = 1
     down: bool = False  # every request 503 maintenance
     hang: bool = False  # never answer; the request ends when the client goes away
@@ -57,6 +62,8 @@ class FaultState:
     seed: str = "sandbox"  # not a knob: seeds `rng` so test runs are reproducible
     rng: random.Random = field(init=False, repr=False, compare=False)
     requests: Counter[str] = field(init=False, repr=False, compare=False)
+    # Loop-independent monotonic time and "<METHOD> <path>" of each request, oldest first.
+    arrivals: deque[tuple[float, str]] = field(init=False, repr=False, compare=False)
     _buckets: dict[str, tuple[float, float]] = field(init=False, repr=False, compare=False)
     _baseline: dict[str, KnobValue] = field(init=False, repr=False, compare=False)
 
@@ -64,6 +71,7 @@ class FaultState:
         self.update(self.knobs())  # validates, and stores ints given for floats as floats
         self.rng = random.Random(self.seed)
         self.requests = Counter()
+        self.arrivals = deque(maxlen=_ARRIVALS_KEPT)
         self._buckets = {}
         self._baseline = self.knobs()
 
@@ -133,9 +141,9 @@ def _check_knob(name: str, value: object) -> KnobValue:
         raise ValueError(f"{name} is a fraction between 0 and 1")
     if name == "rate_limit_rps" and value == 0:
         raise ValueError("rate_limit_rps takes a number > 0, or null to disable")
-    if name == "retry_after_s":
+    if name in _COUNT_KNOBS:
         if not isinstance(value, int):
-            raise ValueError("retry_after_s takes whole seconds")
+            raise ValueError(f"{name} takes a whole number")
         return value
     return float(value)
 
@@ -164,7 +172,7 @@ def _parse_knob_text(name: str, raw: str) -> object:
     if name == "rate_limit_rps" and raw.lower() in _NONE_WORDS:
         return None
     try:
-        return int(raw) if name == "retry_after_s" else float(raw)
+        return int(raw) if name in _COUNT_KNOBS else float(raw)
     except ValueError:
         raise ValueError(f"{name} takes a number, got {raw!r}") from None
 
@@ -239,7 +247,9 @@ async def _fault_middleware(request: web.Request, handler: Handler) -> web.Strea
     if request.path.startswith(_ADMIN_PREFIX):
         return await handler(request)
     faults = request.app[FAULTS_KEY]
-    faults.requests[f"{request.method} {request.path}"] += 1
+    key = f"{request.method} {request.path}"
+    faults.requests[key] += 1
+    faults.arrivals.append((time.monotonic(), key))
     if faults.hang:
         return await _hang_until_client_leaves(request)
     await _delay(faults)
@@ -264,8 +274,14 @@ def _forced_answer(
     wait_s = faults.take_token(caller, time.monotonic())
     if wait_s > 0:
         return _with_retry_after(responses.throttled(429), max(1, math.ceil(wait_s)))
+    if faults.throttle_burst > 0:
+        faults.throttle_burst -= 1
+        return _with_retry_after(responses.throttled(429), faults.retry_after_s)
     if faults.chance(faults.throttle_rate):
         return _with_retry_after(responses.throttled(429), faults.retry_after_s)
+    if faults.error_burst > 0:
+        faults.error_burst -= 1
+        return responses.failure(faults.rng.choice((500, 503)))
     if faults.chance(faults.error_rate):
         return responses.failure(faults.rng.choice((500, 503)))
     if faults.garbage:
@@ -332,4 +348,5 @@ async def _get_stats(request: web.Request) -> web.Response:
 
 async def _reset_stats(request: web.Request) -> web.Response:
     request.app[FAULTS_KEY].requests.clear()
+    request.app[FAULTS_KEY].arrivals.clear()
     return json_response({"requests": {}})

@@ -115,6 +115,7 @@ class SandboxServers:
         """Zero every department's request counters."""
         for state in self.faults.values():
             state.requests.clear()
+            state.arrivals.clear()
 
     def replace_dataset(self, dataset: Dataset) -> None:
         """Publish a new dataset version: all four re-index (water files get new ETags)."""

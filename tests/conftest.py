@@ -35,6 +35,13 @@ PURPOSES = {
 # The courts' documented 50 requests/s would make every test wait; the sandbox tests and
 # the courts adapter tests exercise that limit, the rest run with a higher one.
 FAST_COURTS_RPS = 5000
+# Gateways of the other test modules switch departments off and on between tests: an answer
+# cached or kept for stale use, or a breaker left open, would carry one test's state into
+# the next. tests/test_resilience.py turns these on for the gateways it builds.
+NO_CACHE_NO_BREAKER = {"cache_ttl_s": 0, "stale_ttl_s": 0, "breaker_failures": 0}
+# The suite sends requests far faster than any client should; tests/test_limits.py gives
+# the gateways it builds the rates it tests.
+UNTHROTTLED = {"rate_per_s": 1_000_000, "burst": 1_000_000}
 # Every gateway a test builds gets its own audit database here, never under /var/lib.
 _AUDIT_DIR = tempfile.TemporaryDirectory(prefix="credit-gateway-audit-")
 _AUDIT_NUMBERS = itertools.count(1)
@@ -48,13 +55,15 @@ def audit_url() -> str:
 def gateway_config(
     urls: dict[str, str],
     audit: dict[str, Any] | None = None,
+    limits: dict[str, Any] | None = None,
     **sources: dict[str, Any],
 ) -> GatewayConfig:
     """A config over the given department URLs with the test clients; per-source overrides."""
     table: dict[str, Any] = {
         "audit": audit or {"url": audit_url()},
+        "limits": {**UNTHROTTLED, **(limits or {})},
         "sources": {
-            name: {"url": url, "timeout_s": 2.0, **sources.get(name, {})}
+            name: {"url": url, "timeout_s": 2.0, **NO_CACHE_NO_BREAKER, **sources.get(name, {})}
             for name, url in urls.items()
         },
         "clients": [

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from adapters.base import Adapter, SourceConfig, SourceState
+from adapters.caching import CachingAdapter
 from adapters.courts import CourtsAdapter
 from adapters.dates import MalformedDate, parse_chinese, parse_compact, parse_iso, parse_slash
 from adapters.errors import FailureKind, SourceError
@@ -224,6 +225,23 @@ def test_registry_knows_exactly_the_four_departments(session: aiohttp.ClientSess
     assert [name for name, t in ADAPTER_TYPES.items() if t.supports_search] == ["market"]
     with pytest.raises(ValueError, match="no adapter"):
         build_adapter(SourceConfig("post", "http://127.0.0.1:1"), session, CLOCK)
+
+
+@pytest.mark.parametrize("name", DEPARTMENTS)
+def test_live_departments_get_the_answer_cache_and_water_does_not(
+    name: str, session: aiohttp.ClientSession
+) -> None:
+    # Retries and the breaker live in SourceHttp, which every live adapter calls through;
+    # the cache is put in front by the registry (tests/test_resilience.py shows both).
+    adapter = build_adapter(SourceConfig(name, "http://127.0.0.1:9"), session, CLOCK)
+    assert isinstance(adapter, CachingAdapter) is (name != "water")
+    inner = adapter.inner if isinstance(adapter, CachingAdapter) else adapter
+    assert isinstance(inner, ADAPTER_TYPES[name])
+    assert (adapter.department, adapter.max_batch, adapter.supports_search) == (
+        inner.department,
+        inner.max_batch,
+        inner.supports_search,
+    )
 
 
 @pytest.mark.parametrize("name", DEPARTMENTS)

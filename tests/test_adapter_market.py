@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from adapters.base import SourceConfig
+from adapters.caching import CachingAdapter
 from adapters.errors import FailureKind, SourceError
 from adapters.market import MarketAdapter
 from adapters.records import (
@@ -163,8 +164,10 @@ def make(sandbox: SandboxServers, session: aiohttp.ClientSession) -> MakeMarket:
         adapter = build_adapter(
             SourceConfig("market", url or sandbox.urls["market"]), session, CLOCK
         )
-        assert isinstance(adapter, MarketAdapter)
-        return adapter
+        # The registry puts the answer cache in front (tests/test_resilience.py); these
+        # tests are about the department itself, so they use the adapter behind it.
+        assert isinstance(adapter, CachingAdapter) and isinstance(adapter.inner, MarketAdapter)
+        return adapter.inner
 
     return factory
 

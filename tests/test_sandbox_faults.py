@@ -50,6 +50,19 @@ async def _admin(
 # --- knobs --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("name", DEPARTMENTS)
+async def test_bursts_answer_the_next_requests_then_the_department_recovers(
+    servers: SandboxServers, session: aiohttp.ClientSession, name: str
+) -> None:
+    normal = (await _probe(servers, session, name)).status
+    servers.faults[name].update({"throttle_burst": 1, "error_burst": 2, "retry_after_s": 2})
+    replies = [await _probe(servers, session, name) for _ in range(4)]
+    assert (replies[0].status, replies[0].headers["Retry-After"]) == (429, "2")
+    assert {r.status for r in replies[1:3]} <= {500, 503}
+    assert replies[3].status == normal
+    assert servers.faults[name].knobs()["error_burst"] == 0
+
+
 async def test_latency_with_jitter(servers: SandboxServers, session: aiohttp.ClientSession) -> None:
     servers.faults["water"].update({"latency_ms": 150, "latency_jitter_ms": 50})
     started = time.perf_counter()
@@ -195,8 +208,14 @@ async def test_counters_by_method_and_path(
     expected = {"POST /api/v1/entities/query": 3, "GET /api/v1/persons/x/positions": 1}
     assert (await _admin(servers, session, "market", "stats")).json() == {"requests": expected}
     assert servers.request_counts("market") == expected
+    arrivals = list(servers.faults["market"].arrivals)
+    assert [key for _, key in arrivals] == 3 * ["POST /api/v1/entities/query"] + [
+        "GET /api/v1/persons/x/positions"
+    ]
+    assert [at for at, _ in arrivals] == sorted(at for at, _ in arrivals)
     assert (await _admin(servers, session, "market", "stats/reset", {})).json() == {"requests": {}}
     assert servers.request_counts("market") == {}
+    assert not servers.faults["market"].arrivals
 
 
 # --- fault specs and states ---------------------------------------------------------------
@@ -212,13 +231,15 @@ def test_parse_fault_spec() -> None:
         {"dtd": True, "down": False, "retry_after_s": 5},
     )
     assert parse_fault_spec("courts:rate_limit_rps=none") == ("courts", {"rate_limit_rps": None})
+    assert parse_fault_spec("tax:error_burst=3") == ("tax", {"error_burst": 3})
     assert parse_fault_spec("water:") == ("water", {})
 
 
 @pytest.mark.parametrize(
     "spec",
     ["police:down=true", "latency_ms=3", "courts:speed=3", "courts:down=maybe",
-     "courts:error_rate=1.5", "courts:latency_ms", "courts:latency_ms=fast"],
+     "courts:error_rate=1.5", "courts:latency_ms", "courts:latency_ms=fast",
+     "courts:error_burst=1.5"],
 )  # fmt: skip
 def test_parse_fault_spec_rejects(spec: str) -> None:
     with pytest.raises(ValueError):

@@ -1,0 +1,142 @@
+"""Department answers kept per key: a short-lived cache, single flights, the last good answer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Generic, TypeVar
+
+from cachetools import TTLCache
+
+from adapters.base import SourceConfig
+from adapters.errors import FailureKind, SourceError
+from adapters.options import option_count, option_seconds
+from adapters.records import Department, PersonFacts, SubjectFacts
+
+F = TypeVar("F", SubjectFacts, PersonFacts)
+Results = dict[str, F | SourceError]
+Fetch = Callable[[list[str]], Awaitable[Mapping[str, F | SourceError]]]
+
+# A cached answer is still the department's real answer, shown with the as_of of when it
+# was fetched; a minute is far inside the departments' own publication lag (courts remove a
+# listing within 3 working days, water rebuilds daily) and absorbs repeated lookups.
+DEFAULT_TTL_S = 60.0
+# Rides out an hour of maintenance; after that a department that cannot answer makes the
+# subject INCOMPLETE again instead of letting old data keep it CLEAR.
+DEFAULT_STALE_TTL_S = 3600.0
+# An answer takes about 1.5–3.5 KB (market the largest); the stores share their objects, so
+# the stale bound decides: about 70 MB per department when full.
+DEFAULT_MAX_ENTRIES = 10_000
+DEFAULT_STALE_MAX_ENTRIES = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSettings:
+    """The cache knobs of one [sources.<name>] table; 0 seconds switches a store off."""
+
+    ttl_s: float = DEFAULT_TTL_S
+    stale_ttl_s: float = DEFAULT_STALE_TTL_S
+    max_entries: int = DEFAULT_MAX_ENTRIES
+    stale_max_entries: int = DEFAULT_STALE_MAX_ENTRIES
+
+    @classmethod
+    def from_config(cls, config: SourceConfig) -> CacheSettings:
+        """Read once at start; a bad value stops the start (ValueError)."""
+        options = config.options
+        settings = cls(
+            ttl_s=option_seconds(options, "cache_ttl_s", DEFAULT_TTL_S),
+            stale_ttl_s=option_seconds(options, "stale_ttl_s", DEFAULT_STALE_TTL_S),
+            max_entries=option_count(options, "cache_max_entries", DEFAULT_MAX_ENTRIES),
+            stale_max_entries=option_count(options, "stale_max_entries", DEFAULT_STALE_MAX_ENTRIES),
+        )
+        if 0 < settings.stale_ttl_s < settings.ttl_s:
+            # A last good answer forgotten before the cached copy would never be served.
+            raise ValueError("source option stale_ttl_s must be 0 or at least cache_ttl_s")
+        return settings
+
+
+class AnswerCache(Generic[F]):
+    """One per cached adapter and kind of key (USCCs, ID numbers); used by CachingAdapter.
+
+    Three stores: answers younger than `ttl_s` are served as they are; a key being fetched
+    is joined rather than fetched again (single flight); the last good answer of a key is
+    kept for `stale_ttl_s` and served, marked stale, when a refresh fails. Errors are never
+    stored: a failure is always asked again next time.
+    """
+
+    def __init__(self, department: Department, settings: CacheSettings) -> None:
+        self._department = department
+        self._fresh: TTLCache[str, F] | None = None
+        if settings.ttl_s > 0 and settings.max_entries > 0:
+            self._fresh = TTLCache(maxsize=settings.max_entries, ttl=settings.ttl_s)
+        self._good: TTLCache[str, F] | None = None
+        if settings.stale_ttl_s > 0 and settings.stale_max_entries > 0:
+            self._good = TTLCache(maxsize=settings.stale_max_entries, ttl=settings.stale_ttl_s)
+        self._flights: dict[str, asyncio.Task[Results[F]]] = {}
+
+    async def lookup(self, keys: Sequence[str], fetch: Fetch[F]) -> Results[F]:
+        """Every key's answer: cached, joined to a fetch in flight, or fetched in one call."""
+        unique = list(dict.fromkeys(keys))
+        results: Results[F] = {}
+        missing: list[str] = []
+        for key in unique:
+            cached = self._fresh.get(key) if self._fresh is not None else None
+            if cached is not None:
+                results[key] = cached
+            elif key not in self._flights:
+                missing.append(key)
+        if missing:
+            # A task of its own: a caller that goes away (its request cancelled) does not
+            # take the answer away from the callers that joined it.
+            flight = asyncio.create_task(self._refresh(missing, fetch))
+            for key in missing:
+                self._flights[key] = flight
+            flight.add_done_callback(lambda done: self._landed(missing, done))
+        waiting = {key: self._flights[key] for key in unique if key not in results}
+        for flight in set(waiting.values()):
+            await asyncio.shield(flight)
+        for key, flight in waiting.items():
+            results[key] = flight.result()[key]
+        return {key: results[key] for key in unique}
+
+    def close(self) -> None:
+        """Used when the gateway stops: fetches still in flight are abandoned."""
+        for flight in set(self._flights.values()):
+            flight.cancel()
+        self._flights.clear()
+
+    async def _refresh(self, keys: list[str], fetch: Fetch[F]) -> Results[F]:
+        answers = await fetch(keys)
+        return {key: self._settle(key, answers.get(key)) for key in keys}
+
+    def _settle(self, key: str, answer: F | SourceError | None) -> F | SourceError:
+        """A fresh answer is stored; a failure is replaced by the last good answer, if any."""
+        if answer is None:
+            answer = SourceError(
+                self._department, FailureKind.UNAVAILABLE, "no answer for this code"
+            )
+        if isinstance(answer, SourceError):
+            good = self._good.get(key) if self._good is not None else None
+            # The department's own earlier answer, with its own as_of, shown as STALE. It is
+            # still no answer of today: the loaders count the department as missing, so the
+            # status is never CLEAR on it (contract §3). Without one the failure stands.
+            if good is None:
+                return answer
+            return replace(good, stale=True, refresh_failed=True)
+        if not answer.stale:
+            # An answer a source already marks stale (a snapshot) is no answer to keep.
+            if self._fresh is not None:
+                self._fresh[key] = answer
+            if self._good is not None:
+                self._good[key] = answer
+        return answer
+
+    def _landed(self, keys: list[str], flight: asyncio.Task[Results[F]]) -> None:
+        for key in keys:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+        if not flight.cancelled():
+            # Its callers have (or had) the exception; this keeps asyncio from reporting
+            # it a second time when nobody was left waiting.
+            flight.exception()
