@@ -67,6 +67,10 @@ class Adapter(abc.ABC):
     # The most codes one upstream call takes; the loaders chunk batches by it.
     max_batch: int = 1
     supports_search: bool = False
+    # True for a department that keeps anything by citizen ID (court cases, positions):
+    # only those are asked about persons, so a person's sources name no department that
+    # was never consulted.
+    holds_persons: bool = False
     # True for a source answered from its own synced snapshot (water): it has its own
     # STALE, and the registry puts no answer cache in front of it.
     answers_from_snapshot: bool = False
@@ -86,7 +90,7 @@ class Adapter(abc.ABC):
         """Facts on each code (valid, normalised USCCs); every code gets a value or an error."""
 
     async def lookup_persons(self, id_numbers: Sequence[str]) -> Mapping[str, PersonResult]:
-        """Facts on each full ID number; departments holding nothing on persons answer empty."""
+        """Facts on each full ID number; asked only where holds_persons, else empty facts."""
         now = self.deps.clock.now()
         return {n: PersonFacts(self.department, n, now) for n in id_numbers}
 

@@ -18,6 +18,7 @@ class CachingAdapter(Adapter):
         self.department = inner.department
         self.max_batch = inner.max_batch
         self.supports_search = inner.supports_search
+        self.holds_persons = inner.holds_persons
         settings = CacheSettings.from_config(inner.deps.config)
         self._subjects = AnswerCache[SubjectFacts](inner.department, settings)
         self._persons = AnswerCache[PersonFacts](inner.department, settings)

@@ -72,6 +72,7 @@ class CourtsAdapter(Adapter):
     department = Department.COURTS
     # courts.md: "There is NO batch call."
     max_batch = 1
+    holds_persons = True
 
     def __init__(self, deps: AdapterDeps) -> None:
         super().__init__(deps)

@@ -63,6 +63,7 @@ class MarketAdapter(Adapter):
     department = Department.MARKET
     max_batch = BATCH_SIZE
     supports_search = True
+    holds_persons = True
 
     def __init__(self, deps: AdapterDeps) -> None:
         super().__init__(deps)

@@ -34,8 +34,11 @@ class Loaders:
         self._subjects: dict[Department, DataLoader[str, Answer[SubjectFacts]]] = {
             a.department: DataLoader(_batch(a.department, a.lookup_subjects)) for a in adapters
         }
+        # Only departments keeping anything by citizen ID are asked about a person.
         self._persons: dict[Department, DataLoader[str, Answer[PersonFacts]]] = {
-            a.department: DataLoader(_batch(a.department, a.lookup_persons)) for a in adapters
+            a.department: DataLoader(_batch(a.department, a.lookup_persons))
+            for a in adapters
+            if a.holds_persons
         }
         self.failures: dict[Department, SourceError] = {}
 

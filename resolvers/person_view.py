@@ -174,14 +174,17 @@ class PersonView:
         return Evidence(list(records.values()), self.missing)
 
     def source_states(self) -> list[SourceHealth]:
-        """Per department: UNAVAILABLE if it failed for the person or a subject they answer for."""
+        """Each department consulted: UNAVAILABLE if it failed for the person or their subjects."""
         # Exactly the lookups `missing` rests on, so sources and status never disagree; a
         # subject the person only supervised shows its failures on its own sources.
         states = []
         for department in Department:
             answers: list[AnyAnswer | None] = [self.answers.get(department)]
             answers += [v.answers.get(department) for v in self._responsible_subjects()]
-            states.append(_state(department, [a for a in answers if a is not None]))
+            consulted = [a for a in answers if a is not None]
+            if consulted:
+                # A department asked nothing for this person is not listed at all.
+                states.append(_state(department, consulted))
         return states
 
     def _responsible_subjects(self) -> Iterable[SubjectView]:
