@@ -325,6 +325,9 @@ def _write_config(directory: Path, urls: dict[str, str], key: str) -> Path:
     for name, url in urls.items():
         lines += [f"[sources.{name}]", f'url = "{url}"', ""]
     lines += ["[audit]", f'url = "sqlite://{directory / "audit.db"}"', ""]
+    # The soak's workers share one key: its rate is lifted so the departments, not the
+    # per-client limit, are what is under test (tests/test_limits.py covers the limit).
+    lines += ["[limits.bank]", "rate_per_s = 100000", "burst = 100000", ""]
     lines += [
         "[[clients]]",
         'id = "soak-bank"',
