@@ -50,9 +50,15 @@ class Loaders:
         """Every department's answers on many subjects, batched per department."""
         return await self._gather(self._subjects, usccs)
 
-    async def persons(self, ids: Sequence[str]) -> list[dict[Department, Answer[PersonFacts]]]:
-        """Every department's answers on many persons (full ID numbers)."""
-        return await self._gather(self._persons, ids)
+    def person(self, id_number: str) -> dict[Department, Awaitable[Answer[PersonFacts]]]:
+        """Each department's answer on one person, to be awaited one by one as they come."""
+        return {d: self._noted(loader.load(id_number)) for d, loader in self._persons.items()}
+
+    async def _noted(self, pending: Awaitable[Answer[F]]) -> Answer[F]:
+        answer = await pending
+        if answer.error is not None:
+            self.failures.setdefault(answer.department, answer.error)
+        return answer
 
     async def _gather(
         self, loaders: Mapping[Department, DataLoader[str, Answer[F]]], keys: Sequence[str]

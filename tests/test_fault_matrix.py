@@ -14,7 +14,7 @@ from gateway.clock import Clock
 from sandbox.model import Dataset
 from sandbox.runner import SandboxThread
 from tests.conftest import TODAY, gateway_config
-from tests.servers import GatewayServer, GraphQLClient
+from tests.servers import KEYS, GatewayServer, GraphQLClient
 
 TIMEOUT_S = 1.0
 # Retries and breaker on, as deployed; no cache, so each query really asks the department.
@@ -146,3 +146,27 @@ def test_the_breaker_opens_under_a_down_department_and_closes_when_it_is_back(
         assert body["data"]["subject"]["jointPunishment"]["status"] == "CLEAR"
     finally:
         server.stop()
+
+
+PERSON = """query($id: String!) {
+  person(idNumber: $id, purpose: CREDIT_LOAN, authorizationRef: "LOAN-1") {
+    jointPunishment { status complete missingSources } } }"""
+
+
+@pytest.mark.parametrize("department", ["courts", "market", "tax"])
+def test_a_person_query_is_bounded_like_a_subject_query(
+    resilient: GraphQLClient, faults: SandboxThread, dataset: Dataset, department: str
+) -> None:
+    # A person takes two rounds (the person, then the subjects of their positions); each
+    # department's positions are followed as soon as it answers, so a hung department costs
+    # one timeout, not two.
+    faults.set_faults(department, hang=True)
+    started = time.monotonic()
+    body = resilient.query(
+        PERSON, {"id": dataset.examples["person.rep_at_listing"]}, key=KEYS["bank"]
+    )
+    took = time.monotonic() - started
+    assert took < TIMEOUT_S + 1.0, f"answered after {took:.2f} s"
+    joint = body["data"]["person"]["jointPunishment"]
+    assert joint["complete"] is False and department.upper() in joint["missingSources"]
+    assert joint["status"] != "CLEAR"
