@@ -22,8 +22,8 @@ Fetch = Callable[[list[str]], Awaitable[Mapping[str, F | SourceError]]]
 # was fetched; a minute is far inside the departments' own publication lag (courts remove a
 # listing within 3 working days, water rebuilds daily) and absorbs repeated lookups.
 DEFAULT_TTL_S = 60.0
-# Rides out an hour of maintenance; after that a department that cannot answer makes the
-# subject INCOMPLETE again instead of letting old data keep it CLEAR.
+# Keeps an hour of maintenance on screen. A stale answer is shown, never counted as an answer
+# of today: the loaders mark its department missing, so it never makes a subject CLEAR.
 DEFAULT_STALE_TTL_S = 3600.0
 # An answer takes about 1.5–3.5 KB (market the largest); the stores share their objects, so
 # the stale bound decides: about 70 MB per department when full.
