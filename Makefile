@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint types schema soak clean
+.PHONY: demo test check lint types layers schema soak clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit("credit-gateway needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -14,13 +14,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $@
 
+# PORT=8010 when 8000 is taken; SUBJECTS for a smaller or larger dataset.
 demo: $(STAMP)
-	$(BIN)/credit-gateway demo
+	$(BIN)/credit-gateway demo $(if $(PORT),--port $(PORT)) $(if $(SUBJECTS),--subjects $(SUBJECTS))
 
 test: $(STAMP)
 	$(BIN)/pytest
 
-check: lint types schema
+check: lint types layers schema
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -28,6 +29,10 @@ lint: $(STAMP)
 
 types: $(STAMP)
 	$(BIN)/mypy
+
+# The one-way dependencies written in .importlinter (docs/architecture.md).
+layers: $(STAMP)
+	$(BIN)/lint-imports
 
 schema: $(STAMP)
 	$(BIN)/pytest -q tests/test_schema.py

@@ -10,9 +10,9 @@ from typing import Generic, TypeVar
 from cachetools import TTLCache
 
 from adapters.base import SourceConfig
-from adapters.errors import FailureKind, SourceError
-from adapters.options import option_count, option_seconds
-from adapters.records import Department, PersonFacts, SubjectFacts
+from adapters.options import OptionError, knob, read_options
+from core.records import Department, PersonFacts, SubjectFacts
+from core.sources import FailureKind, SourceError
 
 F = TypeVar("F", SubjectFacts, PersonFacts)
 Results = dict[str, F | SourceError]
@@ -29,11 +29,29 @@ DEFAULT_STALE_TTL_S = 3600.0
 # the stale bound decides: about 70 MB per department when full.
 DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_STALE_MAX_ENTRIES = 20_000
+# Bounds of the knobs: a week of answers, and entries far beyond any department's register.
+MAX_TTL_S = 7 * 86_400.0
+MAX_ENTRIES = 10_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class CacheOptions:
+    """The answer-cache knobs of a live department's table; 0 seconds switches a store off."""
+
+    cache_ttl_s: float = knob(DEFAULT_TTL_S, minimum=0, maximum=MAX_TTL_S)
+    stale_ttl_s: float = knob(DEFAULT_STALE_TTL_S, minimum=0, maximum=MAX_TTL_S)
+    cache_max_entries: int = knob(DEFAULT_MAX_ENTRIES, minimum=0, maximum=MAX_ENTRIES)
+    stale_max_entries: int = knob(DEFAULT_STALE_MAX_ENTRIES, minimum=0, maximum=MAX_ENTRIES)
+
+    def __post_init__(self) -> None:
+        if 0 < self.stale_ttl_s < self.cache_ttl_s:
+            # A last good answer forgotten before the cached copy would never be served.
+            raise OptionError("stale_ttl_s", "must be 0 or at least cache_ttl_s")
 
 
 @dataclass(frozen=True, slots=True)
 class CacheSettings:
-    """The cache knobs of one [sources.<name>] table; 0 seconds switches a store off."""
+    """The cache of one department as AnswerCache uses it."""
 
     ttl_s: float = DEFAULT_TTL_S
     stale_ttl_s: float = DEFAULT_STALE_TTL_S
@@ -42,18 +60,14 @@ class CacheSettings:
 
     @classmethod
     def from_config(cls, config: SourceConfig) -> CacheSettings:
-        """Read once at start; a bad value stops the start (ValueError)."""
-        options = config.options
-        settings = cls(
-            ttl_s=option_seconds(options, "cache_ttl_s", DEFAULT_TTL_S),
-            stale_ttl_s=option_seconds(options, "stale_ttl_s", DEFAULT_STALE_TTL_S),
-            max_entries=option_count(options, "cache_max_entries", DEFAULT_MAX_ENTRIES),
-            stale_max_entries=option_count(options, "stale_max_entries", DEFAULT_STALE_MAX_ENTRIES),
+        """Read once at start from the table's CacheOptions."""
+        options = read_options(CacheOptions, config.options)
+        return cls(
+            ttl_s=options.cache_ttl_s,
+            stale_ttl_s=options.stale_ttl_s,
+            max_entries=options.cache_max_entries,
+            stale_max_entries=options.stale_max_entries,
         )
-        if 0 < settings.stale_ttl_s < settings.ttl_s:
-            # A last good answer forgotten before the cached copy would never be served.
-            raise ValueError("source option stale_ttl_s must be 0 or at least cache_ttl_s")
-        return settings
 
 
 class AnswerCache(Generic[F]):

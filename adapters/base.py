@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import abc
-import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import aiohttp
 
-from adapters.errors import SourceError
-from adapters.records import Department, PersonFacts, SearchPage, SubjectFacts
-from gateway.clock import Clock
-
-
-class SourceState(enum.StrEnum):
-    """Health of a source as the contract names it."""
-
-    OK = "OK"
-    STALE = "STALE"
-    UNAVAILABLE = "UNAVAILABLE"
-
-
-@dataclass(frozen=True, slots=True)
-class SourceHealth:
-    """State of one department: for the sources query and per subject."""
-
-    department: Department
-    state: SourceState
-    as_of: datetime | None
-    message: str | None = None
+from core.clock import Clock
+from core.records import Department, PersonFacts, SearchPage, SubjectFacts
+from core.sources import SourceError, SourceHealth
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +20,9 @@ class SourceConfig:
     name: str
     url: str
     timeout_s: float = 2.0
-    sync_interval_s: float = 300.0
     max_concurrency: int = 8
+    # The table's other keys: knobs the adapter declares (registry.declared_options),
+    # checked when the config is read and read typed by each part with read_options.
     options: Mapping[str, object] = field(default_factory=dict)
 
 
@@ -74,6 +55,8 @@ class Adapter(abc.ABC):
     # True for a source answered from its own synced snapshot (water): it has its own
     # STALE, and the registry puts no answer cache in front of it.
     answers_from_snapshot: bool = False
+    # The options dataclasses this adapter reads from its [sources.<name>] table.
+    option_types: tuple[type, ...] = ()
 
     def __init__(self, deps: AdapterDeps) -> None:
         self.deps = deps

@@ -6,13 +6,14 @@ import asyncio
 import enum
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 from adapters.base import SourceConfig
-from adapters.errors import FailureKind, SourceError
-from adapters.options import option_count, option_float
-from adapters.records import Department
-from gateway.clock import Clock
+from adapters.options import knob, read_options
+from core.clock import Clock
+from core.records import Department
+from core.sources import FailureKind, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,14 @@ class BreakerState(enum.StrEnum):
     CLOSED = "CLOSED"
     OPEN = "OPEN"
     HALF_OPEN = "HALF_OPEN"
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerOptions:
+    """Circuit-breaker knobs of a live department's table; 0 failures switches it off."""
+
+    breaker_failures: int = knob(DEFAULT_FAILURES, minimum=0, maximum=1000)
+    breaker_cooldown_s: float = knob(DEFAULT_COOLDOWN_S, above=0, maximum=3600)
 
 
 class CircuitBreaker:
@@ -58,12 +67,8 @@ class CircuitBreaker:
         cls, department: Department, config: SourceConfig, clock: Clock
     ) -> CircuitBreaker:
         """The breaker a [sources.<name>] table asks for (breaker_failures, breaker_cooldown_s)."""
-        return cls(
-            department,
-            option_count(config.options, "breaker_failures", DEFAULT_FAILURES),
-            option_float(config.options, "breaker_cooldown_s", DEFAULT_COOLDOWN_S),
-            clock,
-        )
+        options = read_options(BreakerOptions, config.options)
+        return cls(department, options.breaker_failures, options.breaker_cooldown_s, clock)
 
     @property
     def state(self) -> BreakerState:

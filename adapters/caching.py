@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from adapters.answer_cache import AnswerCache, CacheSettings
-from adapters.base import Adapter, PersonResult, SourceHealth, SubjectResult
-from adapters.records import PersonFacts, SearchPage, SubjectFacts
+from adapters.base import Adapter, PersonResult, SubjectResult
+from core.records import PersonFacts, SearchPage, SubjectFacts
+from core.sources import SourceHealth
 
 
 class CachingAdapter(Adapter):

@@ -9,29 +9,31 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from adapters.base import Adapter, AdapterDeps, PersonResult, SourceHealth, SubjectResult
+from adapters.base import Adapter, AdapterDeps, PersonResult, SubjectResult
 from adapters.dates import parse_chinese, parse_compact, parse_iso
 from adapters.http import (
+    HTTP_OPTIONS,
     PayloadError,
     SourceHttp,
     as_list,
     as_object,
     gather_strict,
-    masked_id,
     opt_text,
     req_int,
     req_text,
     status_error,
 )
-from adapters.options import option_float
-from adapters.records import (
+from adapters.options import knob, read_options
+from core.identity import org_code_of
+from core.masking import mask_given_id
+from core.records import (
     CreditRecord,
     Department,
     PersonFacts,
     RecordKind,
     SubjectFacts,
 )
-from gateway.identity import org_code_of
+from core.sources import SourceHealth
 
 SHIXIN_PATH = "/shixin/search"
 XGL_PATH = "/xgl/search"
@@ -66,18 +68,26 @@ class _Found:
     xgl: dict[str, dict[str, object]]
 
 
+@dataclass(frozen=True, slots=True)
+class CourtsOptions:
+    """Knobs of [sources.courts]: the documented rate the whole gateway keeps to."""
+
+    max_rps: float = knob(DEFAULT_MAX_RPS, above=0, maximum=10_000)
+
+
 class CourtsAdapter(Adapter):
     """Used for every subject and person lookup at the courts."""
 
     department = Department.COURTS
+    option_types = (*HTTP_OPTIONS, CourtsOptions)
     # courts.md: "There is NO batch call."
     max_batch = 1
     holds_persons = True
 
     def __init__(self, deps: AdapterDeps) -> None:
         super().__init__(deps)
-        max_rps = option_float(deps.config.options, "max_rps", DEFAULT_MAX_RPS)
-        self._http = SourceHttp(deps, Department.COURTS, max_rps=max_rps)
+        options = read_options(CourtsOptions, deps.config.options)
+        self._http = SourceHttp(deps, Department.COURTS, max_rps=options.max_rps)
 
     async def lookup_subjects(self, usccs: Sequence[str]) -> Mapping[str, SubjectResult]:
         """Facts per USCC, each found under both its USCC and its organisation code."""
@@ -216,7 +226,7 @@ def _shixin_record(item: Mapping[str, object]) -> CreditRecord:
         party_name=opt_text(item, "iname"),
         # Persons' cardNum is already masked by the courts; an organisation's is its code,
         # not a personal ID.
-        party_id_masked=masked_id(card_num),
+        party_id_masked=mask_given_id(card_num),
     )
 
 
@@ -239,7 +249,7 @@ def _xgl_record(item: Mapping[str, object]) -> CreditRecord:
         authority=court,
         listed_on=parse_iso(item.get("FBRQ"), "FBRQ"),
         party_name=opt_text(item, "XM"),
-        party_id_masked=masked_id(opt_text(item, "ZJHM")),
+        party_id_masked=mask_given_id(opt_text(item, "ZJHM")),
     )
 
 

@@ -15,11 +15,11 @@ import aiohttp
 import orjson
 from multidict import CIMultiDictProxy
 
-from adapters.base import AdapterDeps, SourceHealth, SourceState
-from adapters.breaker import CircuitBreaker
-from adapters.errors import FailureKind, SourceError
-from adapters.records import Department
-from adapters.retry import Pause, RetryPolicy, retrying
+from adapters.base import AdapterDeps
+from adapters.breaker import BreakerOptions, CircuitBreaker
+from adapters.retry import Pause, RetryOptions, RetryPolicy, retrying
+from core.records import Department
+from core.sources import FailureKind, SourceError, SourceHealth, SourceState
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -31,6 +31,9 @@ _READ_CHUNK = 64 * 1024
 # inside it (pages, chunks, both operations) knows how much of the budget is left.
 _LOOKUP_DEADLINE: ContextVar[float | None] = ContextVar("lookup_deadline", default=None)
 _ATTEMPT_MARGIN_S = 0.02
+
+# The knobs every adapter calling its department through SourceHttp reads.
+HTTP_OPTIONS: tuple[type, ...] = (RetryOptions, BreakerOptions)
 
 
 class PayloadError(ValueError):
@@ -414,17 +417,3 @@ def req_int(obj: Mapping[str, object], key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise PayloadError(f"{key} is not an integer")
     return value
-
-
-def masked_id(value: str | None) -> str | None:
-    """An ID number as a department gave it, masked to contract §1's form (6 + 8 * + 4).
-
-    Departments mask differently (courts keep the birth year: first 10 and last 4 shown);
-    re-masking only ever hides more, and gives one form to compare across departments.
-    """
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    if len(text) <= 10:
-        return "*" * len(text)
-    return text[:6] + "*" * (len(text) - 10) + text[-4:]

@@ -11,10 +11,10 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
-from adapters.base import Adapter, AdapterDeps, PersonResult, SourceHealth, SubjectResult
+from adapters.base import Adapter, AdapterDeps, PersonResult, SubjectResult
 from adapters.dates import parse_iso
-from adapters.errors import FailureKind, SourceError
 from adapters.http import (
+    HTTP_OPTIONS,
     PayloadError,
     SourceHttp,
     as_list,
@@ -24,7 +24,7 @@ from adapters.http import (
     req_int,
     req_text,
 )
-from adapters.records import (
+from core.records import (
     CreditRecord,
     Department,
     PersonFacts,
@@ -36,6 +36,7 @@ from adapters.records import (
     SearchPage,
     SubjectFacts,
 )
+from core.sources import FailureKind, SourceError, SourceHealth
 
 ENTITIES_PATH = "/api/v1/entities/query"
 ABNORMAL_PATH = "/api/v1/abnormal/query"
@@ -61,6 +62,7 @@ class MarketAdapter(Adapter):
     """Used for subject lookups, persons' positions and the name search."""
 
     department = Department.MARKET
+    option_types = HTTP_OPTIONS
     max_batch = BATCH_SIZE
     supports_search = True
     holds_persons = True

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Set
+
 import aiohttp
 
+from adapters.answer_cache import CacheOptions
 from adapters.base import Adapter, AdapterDeps, SourceConfig
 from adapters.caching import CachingAdapter
 from adapters.courts import CourtsAdapter
 from adapters.market import MarketAdapter
+from adapters.options import check_table
 from adapters.tax import TaxAdapter
 from adapters.water import WaterAdapter
-from gateway.clock import Clock
+from core.clock import Clock
 
 ADAPTER_TYPES: dict[str, type[Adapter]] = {
     "courts": CourtsAdapter,
@@ -18,6 +22,24 @@ ADAPTER_TYPES: dict[str, type[Adapter]] = {
     "tax": TaxAdapter,
     "water": WaterAdapter,
 }
+
+
+def declared_options(name: str) -> tuple[type, ...]:
+    """The options dataclasses a [sources.<name>] table may set; used when the config is read."""
+    try:
+        adapter_type = ADAPTER_TYPES[name]
+    except KeyError:
+        raise ValueError(f"no adapter for source {name!r}") from None
+    # The registry puts the answer cache in front of every live department (build_adapter).
+    cache = () if adapter_type.answers_from_snapshot else (CacheOptions,)
+    return (*adapter_type.option_types, *cache)
+
+
+def check_source_options(
+    name: str, options: Mapping[str, object], common: Set[str] = frozenset()
+) -> None:
+    """Refuses a key no part of the department's adapter declares, or a value out of range."""
+    check_table(declared_options(name), options, common)
 
 
 def build_adapter(config: SourceConfig, session: aiohttp.ClientSession, clock: Clock) -> Adapter:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from adapters.base import SourceConfig
-from adapters.errors import FailureKind, SourceError
-from adapters.options import option_count, option_float
-from adapters.records import Department
+from adapters.options import knob, read_options
+from core.records import Department
+from core.sources import FailureKind, SourceError
 
 T = TypeVar("T")
 
@@ -29,6 +29,16 @@ MAX_PAUSE_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
+class RetryOptions:
+    """Retry knobs of a live department's table (docs/operations.md says why each default)."""
+
+    retries: int = knob(DEFAULT_RETRIES, minimum=0, maximum=10)
+    retry_backoff_s: float = knob(DEFAULT_BACKOFF_S, above=0, maximum=60)
+    # By default an attempt may take the whole budget (timeout_s).
+    attempt_timeout_s: float | None = knob(None, above=0, maximum=600)
+
+
+@dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """The retry knobs of one live department; used by its SourceHttp for every call."""
 
@@ -39,14 +49,14 @@ class RetryPolicy:
     @classmethod
     def from_config(cls, config: SourceConfig) -> RetryPolicy:
         """The policy a [sources.<name>] table asks for (retries, retry_backoff_s, …)."""
-        options = config.options
+        options = read_options(RetryOptions, config.options)
         # By default an attempt may take the whole budget: a slow answer (the sandbox's
         # "slow" fault, 1.5 s) is still an answer. A shorter attempt timeout makes a hung
         # attempt retryable within the budget, at the price of failing answers slower than it.
-        attempt = option_float(options, "attempt_timeout_s", config.timeout_s)
+        attempt = options.attempt_timeout_s or config.timeout_s
         return cls(
-            retries=option_count(options, "retries", DEFAULT_RETRIES),
-            backoff_s=option_float(options, "retry_backoff_s", DEFAULT_BACKOFF_S),
+            retries=options.retries,
+            backoff_s=options.retry_backoff_s,
             # One attempt never has more than the whole lookup's budget.
             attempt_timeout_s=min(attempt, config.timeout_s),
         )

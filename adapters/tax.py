@@ -12,11 +12,12 @@ from xml.sax.saxutils import escape
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
-from adapters.base import Adapter, AdapterDeps, SourceHealth, SubjectResult
+from adapters.base import Adapter, AdapterDeps, SubjectResult
 from adapters.dates import parse_iso
-from adapters.errors import FailureKind, SourceError
-from adapters.http import HttpAnswer, PayloadError, SourceHttp, gather_strict, masked_id
-from adapters.records import CreditRecord, Department, RecordKind, SubjectFacts, TaxRating
+from adapters.http import HTTP_OPTIONS, HttpAnswer, PayloadError, SourceHttp, gather_strict
+from core.masking import mask_given_id
+from core.records import CreditRecord, Department, RecordKind, SubjectFacts, TaxRating
+from core.sources import FailureKind, SourceError, SourceHealth
 
 SERVICE_PATH = "/services/TaxCreditService"
 SOAP_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -40,6 +41,7 @@ class TaxAdapter(Adapter):
     """Used for subject lookups: tax ratings by year and major tax violation cases."""
 
     department = Department.TAX
+    option_types = HTTP_OPTIONS
     max_batch = BATCH_SIZE
 
     def __init__(self, deps: AdapterDeps) -> None:
@@ -238,7 +240,7 @@ def _case(item: Element) -> tuple[CreditRecord, str | None]:
         removed_on=parse_iso(_text(item, "tcrq"), "tcrq"),
         party_name=_text(item, "fddbrxm"),
         # tax.md: already masked (610802********0021); re-masking keeps it so.
-        party_id_masked=masked_id(_text(item, "fddbrzjhm")),
+        party_id_masked=mask_given_id(_text(item, "fddbrzjhm")),
     )
     return record, _text(item, "nsrmc")
 

@@ -12,18 +12,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
-from adapters.base import (
-    Adapter,
-    AdapterDeps,
-    SourceHealth,
-    SourceState,
-    SubjectResult,
-)
+from adapters.base import Adapter, AdapterDeps, SubjectResult
 from adapters.dates import parse_slash
-from adapters.errors import FailureKind, SourceError
 from adapters.http import PayloadError, fetch, gather_strict
-from adapters.options import option_float
-from adapters.records import CreditRecord, Department, RecordKind, SubjectFacts, WaterGrade
+from adapters.options import knob, read_options
+from core.records import CreditRecord, Department, RecordKind, SubjectFacts, WaterGrade
+from core.sources import FailureKind, SourceError, SourceHealth, SourceState
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +26,24 @@ LISTS_PATH = "/opendata/credit-lists.csv"
 PENALTIES_PATH = "/opendata/penalties.csv"
 # water.md: files can hold hundreds of thousands of rows, uncompressed.
 DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
+# contract §6: the files are downloaded at start and every sync_interval_s (default 300).
+DEFAULT_SYNC_INTERVAL_S = 300.0
 # A whole file takes longer than one API answer; a hung download still ends.
 DEFAULT_DOWNLOAD_TIMEOUT_S = 60.0
 WATER_GRADES = frozenset({"AAA", "AA", "A", "B", "C"})
 LIST_KINDS = {"黑名单": RecordKind.WATER_BLACKLIST, "重点关注名单": RecordKind.WATER_WATCHLIST}
 # water.md: 信用修复 is 是 when publication stopped early after credit repair, else empty.
 REPAIRED = "是"
+
+
+@dataclass(frozen=True, slots=True)
+class WaterOptions:
+    """Knobs of [sources.water]: how often the files are synced and how large they may be."""
+
+    sync_interval_s: float = knob(DEFAULT_SYNC_INTERVAL_S, above=0, maximum=7 * 86_400)
+    # By default the larger of DEFAULT_DOWNLOAD_TIMEOUT_S and the table's timeout_s.
+    download_timeout_s: float | None = knob(None, above=0, maximum=3600)
+    max_file_bytes: int = knob(DEFAULT_MAX_FILE_BYTES, minimum=1, maximum=2**40)
 
 
 @dataclass(slots=True)
@@ -82,19 +88,19 @@ class WaterAdapter(Adapter):
     """Used for subject lookups, answered from the last good snapshot of the open-data files."""
 
     department = Department.WATER
+    option_types = (WaterOptions,)
     # No per-subject call: any number of codes is answered from the index.
     max_batch = 100_000
     answers_from_snapshot = True
 
     def __init__(self, deps: AdapterDeps) -> None:
         super().__init__(deps)
-        options = deps.config.options
-        self._download_timeout_s = option_float(
-            options, "download_timeout_s", max(DEFAULT_DOWNLOAD_TIMEOUT_S, deps.config.timeout_s)
+        options = read_options(WaterOptions, deps.config.options)
+        self._sync_interval_s = options.sync_interval_s
+        self._download_timeout_s = options.download_timeout_s or max(
+            DEFAULT_DOWNLOAD_TIMEOUT_S, deps.config.timeout_s
         )
-        self._max_file_bytes = int(
-            option_float(options, "max_file_bytes", float(DEFAULT_MAX_FILE_BYTES))
-        )
+        self._max_file_bytes = options.max_file_bytes
         self._base_url = deps.config.url.rstrip("/")
         self._files: dict[str, _FileData] = {}
         self._snapshot: _Snapshot | None = None
@@ -186,7 +192,7 @@ class WaterAdapter(Adapter):
 
     async def _keep_synced(self) -> None:
         while True:
-            await asyncio.sleep(self.deps.config.sync_interval_s)
+            await asyncio.sleep(self._sync_interval_s)
             await self._sync_logged()
 
     async def _sync_logged(self) -> None:

@@ -8,6 +8,8 @@ from datetime import date
 from stdnum.cn import uscc as stdnum_uscc
 from stdnum.iso7064 import mod_11_2
 
+from core.errors import ErrorCode
+
 # GB 32100 alphabet: digits and upper-case letters without I, O, S, V, Z.
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _GB11714_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
@@ -20,7 +22,7 @@ _REGION_SHAPE = re.compile(r"[0-9]{6}")
 class InvalidIdentity(ValueError):
     """An identity that fails contract §1; `code` is the contract error code."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
 
@@ -41,15 +43,21 @@ def normalize_uscc(raw: str) -> str:
     """Trimmed, upper-cased and validated USCC; raises InvalidIdentity(INVALID_USCC)."""
     code = raw.strip().upper()
     if len(code) != 18:
-        raise InvalidIdentity("INVALID_USCC", "a USCC has 18 characters")
+        raise InvalidIdentity(ErrorCode.INVALID_USCC, "a USCC has 18 characters")
     if any(c not in USCC_ALPHABET for c in code):
-        raise InvalidIdentity("INVALID_USCC", "a USCC uses digits and letters except I O S V Z")
+        raise InvalidIdentity(
+            ErrorCode.INVALID_USCC, "a USCC uses digits and letters except I O S V Z"
+        )
     if not _REGION_SHAPE.fullmatch(code[2:8]):
-        raise InvalidIdentity("INVALID_USCC", "USCC characters 3-8 are a region code of digits")
+        raise InvalidIdentity(
+            ErrorCode.INVALID_USCC, "USCC characters 3-8 are a region code of digits"
+        )
     if code[16] != org_code_check_digit(code[8:16]):
-        raise InvalidIdentity("INVALID_USCC", "the organisation code check digit does not hold")
+        raise InvalidIdentity(
+            ErrorCode.INVALID_USCC, "the organisation code check digit does not hold"
+        )
     if code[17] != uscc_check_digit(code[:17]):
-        raise InvalidIdentity("INVALID_USCC", "the USCC check digit does not hold")
+        raise InvalidIdentity(ErrorCode.INVALID_USCC, "the USCC check digit does not hold")
     return code
 
 
@@ -71,15 +79,23 @@ def normalize_id_number(raw: str, today: date) -> str:
     """Trimmed citizen ID with an upper-case X; raises InvalidIdentity(INVALID_ID_NUMBER)."""
     number = raw.strip().upper()
     if not _ID_SHAPE.fullmatch(number):
-        raise InvalidIdentity("INVALID_ID_NUMBER", "an ID number has 17 digits and a digit or X")
+        raise InvalidIdentity(
+            ErrorCode.INVALID_ID_NUMBER, "an ID number has 17 digits and a digit or X"
+        )
     if not mod_11_2.is_valid(number):
-        raise InvalidIdentity("INVALID_ID_NUMBER", "the ID number check digit does not hold")
+        raise InvalidIdentity(
+            ErrorCode.INVALID_ID_NUMBER, "the ID number check digit does not hold"
+        )
     try:
         born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
     except ValueError:
-        raise InvalidIdentity("INVALID_ID_NUMBER", "the ID number has no real birth date") from None
+        raise InvalidIdentity(
+            ErrorCode.INVALID_ID_NUMBER, "the ID number has no real birth date"
+        ) from None
     if born > today:
-        raise InvalidIdentity("INVALID_ID_NUMBER", "the ID number's birth date is in the future")
+        raise InvalidIdentity(
+            ErrorCode.INVALID_ID_NUMBER, "the ID number's birth date is in the future"
+        )
     return number
 
 

@@ -1,4 +1,4 @@
-"""Keeps full citizen ID numbers out of every log line (contract §1: masked values only)."""
+"""ID masking (contract §1): the one rule, applied to numbers, department text and log lines."""
 
 from __future__ import annotations
 
@@ -9,8 +9,43 @@ from urllib.parse import unquote
 
 # 17 digits and a digit or X standing alone: an access-log line of a GET query, an upstream
 # URL in an exception, or a careless message. A USCC or record id around it is left alone.
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])([0-9]{6})[0-9]{8}([0-9]{3}[0-9Xx])(?![0-9A-Za-z])")
+_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 _installed = False
+# contract §1: the first 6 and the last 4 characters are kept, everything between is starred.
+KEPT_HEAD = 6
+KEPT_TAIL = 4
+ID_LENGTH = 18
+
+
+def mask_id_number(number: str) -> str:
+    """A full ID number as every role but regulator sees it: 610802********0021."""
+    return _masked_text(number)
+
+
+def mask_given_id(value: str | None) -> str | None:
+    """An ID number as a department gave it (often already masked), in contract §1's form.
+
+    Departments mask differently (courts keep the birth year: first 10 and last 4 shown);
+    re-masking only ever hides more, and gives one form to compare across departments.
+    """
+    if value is None or not value.strip():
+        return None
+    return _masked_text(value.strip())
+
+
+def mask_target(raw: str) -> str:
+    """The identity a personal query named, as the audit log keeps it: never the full number."""
+    number = raw.strip().upper()
+    if len(number) == ID_LENGTH:
+        return _masked_text(number)
+    # Not an ID's shape: nothing of it is kept, only its length (capped).
+    return "*" * min(len(number), ID_LENGTH)
+
+
+def _masked_text(text: str) -> str:
+    if len(text) <= KEPT_HEAD + KEPT_TAIL:
+        return "*" * len(text)
+    return text[:KEPT_HEAD] + "*" * (len(text) - KEPT_HEAD - KEPT_TAIL) + text[-KEPT_TAIL:]
 
 
 def mask_ids(text: str, decode: bool = True) -> str:
@@ -18,7 +53,7 @@ def mask_ids(text: str, decode: bool = True) -> str:
     if decode and "%" in text:
         # A URL-encoded quote (%22) would glue digits to the number; decoded, it stands apart.
         text = unquote(text)
-    return _ID_NUMBER.sub(lambda m: f"{m.group(1)}{'*' * 8}{m.group(2)}", text)
+    return _ID_NUMBER.sub(lambda m: _masked_text(m.group(0)), text)
 
 
 def install_log_masking() -> None:

@@ -1,10 +1,30 @@
-"""Typed failures of a department; they become source states, never crashed queries."""
+"""Source states: how a department stands, and its typed failures (never crashed queries)."""
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
+from datetime import datetime
 
-from adapters.records import Department
+from core.records import Department
+
+
+class SourceState(enum.StrEnum):
+    """Health of a source as the contract names it."""
+
+    OK = "OK"
+    STALE = "STALE"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """State of one department: for the sources query and per subject."""
+
+    department: Department
+    state: SourceState
+    as_of: datetime | None
+    message: str | None = None
 
 
 class FailureKind(enum.StrEnum):

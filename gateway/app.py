@@ -9,15 +9,16 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
+from core.clock import Clock
+from core.masking import install_log_masking
 from gateway.auth import AuthMiddleware
 from gateway.body_limit import BodyLimitMiddleware
-from gateway.clock import Clock
 from gateway.config import GatewayConfig
-from gateway.context import GatewayGraphQL
+from gateway.graphiql import ASSETS_PATH, AssetFiles, redirect_to_ide
+from gateway.graphql_view import GatewayGraphQL
 from gateway.load_shedding import LoadSheddingMiddleware
-from gateway.log_masking import install_log_masking
 from gateway.rate_limit import RateLimitMiddleware
 from gateway.runtime import Runtime
 from schema import build_schema
@@ -37,11 +38,19 @@ def create_app(config: GatewayConfig, clock: Clock | None = None) -> Starlette:
             await runtime.close()
 
     limits = config.limits
+    graphql = GatewayGraphQL(build_schema(limits.document), graphiql=config.graphiql)
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+    ]
+    if config.graphiql.enabled:
+        # GraphiQL's own assets (no CDN in closed networks), and / as its address.
+        routes += [
+            Mount(ASSETS_PATH, AssetFiles()),
+            Route("/", redirect_to_ide, methods=["GET"]),
+        ]
     app = Starlette(
-        routes=[
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/graphql", GatewayGraphQL(build_schema(limits)), methods=["GET", "POST"]),
-        ],
+        routes=routes,
         # Outermost first. Each refusal costs less than the next step: an unknown key is 401
         # before any rate is counted, and only a complete body takes a place in flight.
         middleware=[

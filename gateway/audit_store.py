@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import enum
-import hashlib
-import json
 import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from core.audit import (
+    GENESIS_HASH,
+    STORED_FIELDS,
+    AuditEntry,
+    AuditRequest,
+    AuditUnavailable,
+    chain,
+    entry_from_row,
+    entry_hash,
+    stored_row,
+)
+from gateway.database_url import sqlite_path
+
 log = logging.getLogger(__name__)
 
-URL_PREFIX = "sqlite://"
-GENESIS_HASH = "0" * 64
 # Bounds one transaction; a longer queue is simply committed in several.
 MAX_BATCH = 1000
 
@@ -40,61 +47,8 @@ CREATE TABLE IF NOT EXISTS audit_log (
 );
 CREATE INDEX IF NOT EXISTS audit_log_client ON audit_log (client_id, id);
 """
-_COLUMNS = (
-    "id, at, client_id, role, operation, purpose, authorization_ref, target, outcome, reason, "
-    "prev_hash, hash"
-)
-_INSERT = f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_Row = tuple[int, str, str, str, str, str | None, str | None, str, str, str | None, str, str]
-
-
-class AuditOutcome(enum.StrEnum):
-    """Whether a logged personal query was answered."""
-
-    GRANTED = "GRANTED"
-    DENIED = "DENIED"
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRequest:
-    """What the personal-query guard asks to be logged, before it answers."""
-
-    at: datetime
-    client_id: str
-    role: str
-    operation: str
-    purpose: str | None
-    authorization_ref: str | None
-    target: str
-    outcome: AuditOutcome
-    reason: str | None
-
-    def __post_init__(self) -> None:
-        # The stored text carries the offset; a naive time would be ambiguous forever.
-        if self.at.utcoffset() is None:
-            raise ValueError("AuditRequest.at must be timezone-aware")
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    """A committed entry, as record() returns it and page() reads it back."""
-
-    id: int
-    at: datetime
-    client_id: str
-    role: str
-    operation: str
-    purpose: str | None
-    authorization_ref: str | None
-    target: str
-    outcome: AuditOutcome
-    reason: str | None
-    prev_hash: str
-    hash: str
-
-
-class AuditUnavailable(Exception):
-    """The entry could not be written (or the log read); a personal query must then be denied."""
+_COLUMNS = ", ".join(STORED_FIELDS)
+_INSERT = f"INSERT INTO audit_log ({_COLUMNS}) VALUES ({', '.join('?' * len(STORED_FIELDS))})"
 
 
 @dataclass(frozen=True)
@@ -109,56 +63,6 @@ class VerifyResult:
     def ok(self) -> bool:
         """True when the whole chain checked out (an existing, empty log is intact)."""
         return self.problem is None
-
-
-def sqlite_path(url: str) -> Path:
-    """The file behind an [audit] url; used by config checks, the log and verify."""
-    if not url.startswith(URL_PREFIX):
-        raise ValueError("must be sqlite:// followed by a file path")
-    rest = url[len(URL_PREFIX) :]
-    if not rest or rest.endswith("/"):
-        raise ValueError("must name a file after sqlite://")
-    if any(c in rest for c in "?#\x00"):
-        # The rest is taken literally as a path; SQLite URI options would be silently misread.
-        raise ValueError("takes a plain file path, without ?query or #fragment")
-    path = Path(rest)
-    if path.name == ":memory:":
-        raise ValueError("must be a file: an in-memory database is not durable")
-    return path
-
-
-def entry_hash(
-    *,
-    id: int,
-    at: datetime | str,
-    client_id: str,
-    role: str,
-    operation: str,
-    purpose: str | None,
-    authorization_ref: str | None,
-    target: str,
-    outcome: str,
-    reason: str | None,
-    prev_hash: str,
-) -> str:
-    """SHA-256 hex of an entry; used when writing and when verifying, so both agree."""
-    # `at` is hashed as stored: ISO 8601 with its offset.
-    at_text = at.isoformat() if isinstance(at, datetime) else at
-    fields = [
-        id,
-        at_text,
-        client_id,
-        role,
-        operation,
-        purpose,
-        authorization_ref,
-        target,
-        str(outcome),
-        reason,
-        prev_hash,
-    ]
-    canonical = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 class AuditLog:
@@ -286,10 +190,10 @@ class AuditLog:
             last_id, prev_hash = (int(last[0]), str(last[1])) if last else (0, GENESIS_HASH)
             entries = []
             for offset, request in enumerate(requests, start=1):
-                entry = _chain(last_id + offset, request, prev_hash)
+                entry = chain(last_id + offset, request, prev_hash)
                 entries.append(entry)
                 prev_hash = entry.hash
-            conn.executemany(_INSERT, [_row(e) for e in entries])
+            conn.executemany(_INSERT, [stored_row(e) for e in entries])
             conn.execute("COMMIT")
         except BaseException:
             _rollback(conn)
@@ -315,7 +219,7 @@ class AuditLog:
             rows = conn.execute(sql, [*params, first + 1]).fetchall()
         finally:
             conn.close()
-        return [_from_row(row) for row in rows[:first]], len(rows) > first
+        return [entry_from_row(row) for row in rows[:first]], len(rows) > first
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,71 +259,6 @@ def _rollback(conn: sqlite3.Connection) -> None:
             log.error("audit rollback failed: %s", exc)
 
 
-def _chain(id_: int, request: AuditRequest, prev_hash: str) -> AuditEntry:
-    digest = entry_hash(
-        id=id_,
-        at=request.at,
-        client_id=request.client_id,
-        role=request.role,
-        operation=request.operation,
-        purpose=request.purpose,
-        authorization_ref=request.authorization_ref,
-        target=request.target,
-        outcome=request.outcome,
-        reason=request.reason,
-        prev_hash=prev_hash,
-    )
-    return AuditEntry(
-        id=id_,
-        at=request.at,
-        client_id=request.client_id,
-        role=request.role,
-        operation=request.operation,
-        purpose=request.purpose,
-        authorization_ref=request.authorization_ref,
-        target=request.target,
-        outcome=AuditOutcome(request.outcome),
-        reason=request.reason,
-        prev_hash=prev_hash,
-        hash=digest,
-    )
-
-
-def _row(entry: AuditEntry) -> _Row:
-    return (
-        entry.id,
-        entry.at.isoformat(),
-        entry.client_id,
-        entry.role,
-        entry.operation,
-        entry.purpose,
-        entry.authorization_ref,
-        entry.target,
-        entry.outcome.value,
-        entry.reason,
-        entry.prev_hash,
-        entry.hash,
-    )
-
-
-def _from_row(row: Sequence[Any]) -> AuditEntry:
-    id_, at, client_id, role, operation, purpose, ref, target, outcome, reason, prev, digest = row
-    return AuditEntry(
-        id=id_,
-        at=datetime.fromisoformat(at),
-        client_id=client_id,
-        role=role,
-        operation=operation,
-        purpose=purpose,
-        authorization_ref=ref,
-        target=target,
-        outcome=AuditOutcome(outcome),
-        reason=reason,
-        prev_hash=prev,
-        hash=digest,
-    )
-
-
 def verify_chain(url: str) -> VerifyResult:
     """Walk the whole log oldest first; used by `credit-gateway audit verify`."""
     path = sqlite_path(url)
@@ -441,7 +280,6 @@ def verify_chain(url: str) -> VerifyResult:
 
 
 def _verify_rows(rows: Iterable[Sequence[Any]]) -> VerifyResult:
-    names = _COLUMNS.split(", ")
     expected_id, prev_hash, count = 1, GENESIS_HASH, 0
     for row in rows:
         id_, stored_hash, stored_prev = row[0], row[-1], row[-2]
@@ -456,7 +294,9 @@ def _verify_rows(rows: Iterable[Sequence[Any]]) -> VerifyResult:
             return VerifyResult(count, id_, f"{gap} missing (removed from the log)")
         try:
             # Stored values as they are: a changed type is a change too.
-            recomputed: str | None = entry_hash(**dict(zip(names[:-1], row[:-1], strict=True)))
+            recomputed: str | None = entry_hash(
+                **dict(zip(STORED_FIELDS[:-1], row[:-1], strict=True))
+            )
         except (TypeError, ValueError):
             recomputed = None
         if recomputed != stored_hash:

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.config import ClientConfig, Role
+from core.errors import ErrorCode
+from core.roles import ANONYMOUS, Caller
+from gateway.config import ClientConfig
 from gateway.refusals import refuse
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """The authenticated client of one request; anonymous callers get the public role."""
-
-    client_id: str
-    role: Role
-    purposes: tuple[str, ...] = ()
-
-
-ANONYMOUS = Caller("anonymous", Role.PUBLIC)
 
 
 class Authenticator:
@@ -74,4 +63,4 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 async def _unauthenticated(send: Send) -> None:
     challenge = (b"www-authenticate", b'Bearer realm="credit-gateway"')
-    await refuse(send, 401, "UNAUTHENTICATED", "unknown API key", [challenge])
+    await refuse(send, 401, ErrorCode.UNAUTHENTICATED, "unknown API key", [challenge])

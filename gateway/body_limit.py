@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.errors import ErrorCode
 from gateway.refusals import guarded, refuse
 
-CODE = "REQUEST_TOO_LARGE"
+CODE = ErrorCode.REQUEST_TOO_LARGE
 
 
 class _BodyTooLarge(Exception):

@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     schema = commands.add_parser("schema", help="print the GraphQL SDL")
+    schema.add_argument(
+        "--check",
+        metavar="FILE",
+        help="exit 0 when the served schema keeps the SDL in FILE, else 1 listing each break",
+    )
     schema.set_defaults(run=_schema)
 
     sandbox = commands.add_parser("sandbox", help="run the four department stand-ins")
@@ -85,21 +90,52 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import create_app
+    from gateway.listener import claim_port
 
     app = create_app(load_config(args.config))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    # Claimed before the app starts, so a taken port is one clear line and exit 2.
+    listener = claim_port(args.host, args.port)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level))
+    try:
+        server.run(sockets=[listener])
+    finally:
+        listener.close()
     return 0
 
 
-def _schema(_: argparse.Namespace) -> int:
+def _schema(args: argparse.Namespace) -> int:
     from schema import build_schema
 
-    print(build_schema().as_str())
+    printed = build_schema().as_str()
+    if args.check is None:
+        print(printed)
+        return 0
+
+    from pathlib import Path
+
+    import graphql
+
+    from schema.compatibility import InvalidContract, breaking_changes, load_contract
+
+    try:
+        contract = load_contract(Path(args.check).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"credit-gateway: cannot read {args.check}: {exc}", file=sys.stderr)
+        return 2
+    except InvalidContract as exc:
+        print(f"credit-gateway: {args.check} is not a valid GraphQL schema: {exc}", file=sys.stderr)
+        return 2
+    changes = breaking_changes(contract, graphql.build_schema(printed))
+    for change in changes:
+        print(change, file=sys.stderr)
+    if changes:
+        return 1
+    print(f"{args.check}: the served schema keeps this contract")
     return 0
 
 
 def _sandbox(args: argparse.Namespace) -> int:
-    from gateway.clock import Clock
+    from core.clock import Clock
     from sandbox.faults import FaultState, parse_fault_spec
     from sandbox.generator import generate
     from sandbox.runner import serve_forever
@@ -125,7 +161,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    from gateway.audit import verify_chain
+    from gateway.audit_store import verify_chain
 
     result = verify_chain(load_config(args.config).audit.url)
     if result.ok:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,32 +9,22 @@ from pathlib import Path
 from typing import Any
 
 from adapters.base import SourceConfig
-from gateway.audit import sqlite_path
+from adapters.options import OptionError
+from adapters.registry import check_source_options
+from core.identity import InvalidIdentity, normalize_uscc
+from core.roles import QueryPurpose, Role
+from gateway.database_url import sqlite_path
+from schema.query_limits import DocumentLimits
 
-_SOURCE_KEYS = {"url", "timeout_s", "sync_interval_s", "max_concurrency"}
+# contract §6's keys of every [sources.<name>] table; the rest are the adapter's knobs.
+_SOURCE_KEYS = {"url", "timeout_s", "max_concurrency"}
 DEPARTMENT_SOURCES = ("courts", "market", "tax", "water")
+# contract §6: a response waits at most timeout_s + 1 s; a minute is already far too long.
+MAX_SOURCE_TIMEOUT_S = 60.0
 
 
 class ConfigError(ValueError):
     """A configuration the gateway refuses to start with; the message names the entry."""
-
-
-class Role(enum.StrEnum):
-    """Caller roles of contract §5, from least to most trusted."""
-
-    PUBLIC = "public"
-    PARTNER = "partner"
-    BANK = "bank"
-    REGULATOR = "regulator"
-
-
-class QueryPurpose(enum.StrEnum):
-    """Why a caller asks for a person; a client may only use the purposes it is configured for."""
-
-    CREDIT_LOAN = "CREDIT_LOAN"
-    ADMINISTRATIVE_REVIEW = "ADMINISTRATIVE_REVIEW"
-    SUPERVISION = "SUPERVISION"
-    JUDICIAL = "JUDICIAL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +71,11 @@ class LimitsConfig:
     rate: RateConfig = field(default_factory=RateConfig)
     role_rates: Mapping[Role, RateConfig] = field(default_factory=dict)
 
+    @property
+    def document(self) -> DocumentLimits:
+        """The limits the schema checks a query document against (QUERY_TOO_COMPLEX)."""
+        return DocumentLimits(self.max_depth, self.max_aliases, self.max_tokens)
+
     def rate_for(self, role: Role) -> RateConfig:
         """The bucket of a caller with this role: its [limits.<role>] table, else the default."""
         return self.role_rates.get(role, self.rate)
@@ -98,6 +92,15 @@ class SupervisionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class GraphiQLConfig:
+    """The in-browser IDE at GET /graphql: whether it is served, and its example subject."""
+
+    enabled: bool = True
+    # The USCC the example query opens with; the demo names a subject its sandbox knows.
+    example_uscc: str = "91110000MA01B2C34B"
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayConfig:
     """The whole configuration the app is built from."""
 
@@ -106,6 +109,7 @@ class GatewayConfig:
     audit: AuditConfig = field(default_factory=AuditConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
+    graphiql: GraphiQLConfig = field(default_factory=GraphiQLConfig)
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -123,7 +127,7 @@ def load_config(path: str | Path) -> GatewayConfig:
 
 def parse_config(data: Mapping[str, Any]) -> GatewayConfig:
     """Build a GatewayConfig from parsed TOML; raises ConfigError naming the bad entry."""
-    unknown = set(data) - {"sources", "clients", "audit", "limits", "supervision"}
+    unknown = set(data) - {"sources", "clients", "audit", "limits", "supervision", "graphiql"}
     if unknown:
         raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
     sources = _table(data, "sources")
@@ -139,6 +143,7 @@ def parse_config(data: Mapping[str, Any]) -> GatewayConfig:
         audit=_audit(_table(data, "audit", required=False)),
         limits=_limits(_table(data, "limits", required=False)),
         supervision=_supervision(_table(data, "supervision", required=False)),
+        graphiql=_graphiql(_table(data, "graphiql", required=False)),
     )
 
 
@@ -170,14 +175,21 @@ def _source(name: str, table: Mapping[str, Any]) -> SourceConfig:
     url = table.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise ConfigError(f"[{where}] url must be an http(s) URL")
-    # Keys beyond the contract's are adapter options (e.g. courts max_rps).
+    # Keys beyond the contract's are the knobs the department's adapter declares (e.g.
+    # courts max_rps, retries): a misspelt one is refused here, not silently ignored.
     options = {k: v for k, v in table.items() if k not in _SOURCE_KEYS}
+    try:
+        check_source_options(name, options, common=_SOURCE_KEYS)
+    except OptionError as exc:
+        raise ConfigError(f"[{where}] {exc}") from None
+    timeout_s = _positive(table, "timeout_s", where, 2.0)
+    if timeout_s > MAX_SOURCE_TIMEOUT_S:
+        raise ConfigError(f"[{where}] timeout_s must be at most {MAX_SOURCE_TIMEOUT_S:g} seconds")
     return SourceConfig(
         name=name,
         url=url.rstrip("/"),
-        timeout_s=_positive(table, "timeout_s", where, 2.0),
-        sync_interval_s=_positive(table, "sync_interval_s", where, 300.0),
-        max_concurrency=int(_positive(table, "max_concurrency", where, 8)),
+        timeout_s=timeout_s,
+        max_concurrency=_positive_int(table, "max_concurrency", where, 8),
         options=options,
     )
 
@@ -301,3 +313,19 @@ def _supervision(table: Mapping[str, Any]) -> SupervisionConfig:
             raise ConfigError(f"[supervision] {name} must be a ratio between 0 and 1")
         merged[name] = float(value)
     return SupervisionConfig(merged)
+
+
+def _graphiql(table: Mapping[str, Any]) -> GraphiQLConfig:
+    table = _known(table, "graphiql", {"enabled", "example_uscc"})
+    default = GraphiQLConfig()
+    enabled = table.get("enabled", default.enabled)
+    if not isinstance(enabled, bool):
+        raise ConfigError("[graphiql] enabled must be true or false")
+    example = table.get("example_uscc", default.example_uscc)
+    try:
+        example = normalize_uscc(example) if isinstance(example, str) else None
+    except InvalidIdentity:
+        example = None
+    if example is None:
+        raise ConfigError("[graphiql] example_uscc must be a valid USCC")
+    return GraphiQLConfig(enabled=enabled, example_uscc=example)

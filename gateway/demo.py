@@ -9,9 +9,10 @@ from pathlib import Path
 
 import uvicorn
 
+from core.clock import Clock
 from gateway.app import create_app
-from gateway.clock import Clock
 from gateway.config import load_config
+from gateway.listener import claim_port
 from sandbox.generator import generate
 from sandbox.runner import SandboxServers
 
@@ -20,37 +21,51 @@ DEMO_CLIENTS: tuple[tuple[str, str, list[str]], ...] = (
     ("bank-demo", "bank", ["CREDIT_LOAN"]),
     ("regulator-demo", "regulator", ["ADMINISTRATIVE_REVIEW", "SUPERVISION", "JUDICIAL"]),
 )
-# Labels of the generated dataset worth showing first.
+# Labels of the generated dataset worth showing first; every one the README's tour names
+# is here (tests/test_demo.py checks that).
 SAMPLE_LABELS = (
     "stitched.all_departments",
     "clean.with_grade_a",
+    "clean.plain",
     "dishonest.both_forms",
     "serious_illegal.active",
+    "serious_illegal.expired",
     "abnormal.active",
     "tax.several_years",
     "water.grade_cancelled",
     "uscc.letter_n2",
     "person.relocation",
 )
+# The subject GraphiQL's example query opens with.
+EXAMPLE_LABEL = "stitched.all_departments"
 
 
 async def run_demo(seed: int, subjects: int, host: str, port: int, directory: str) -> None:
-    """Generate the dataset, start the four departments, write the config, serve the gateway."""
-    clock = Clock.from_env()
-    dataset = generate(seed, subjects, clock.today())
-    servers = await SandboxServers.start(dataset, host="127.0.0.1")
+    """Claim the port, generate the dataset, start the departments, serve the gateway."""
+    # The port first: a taken port must stop the demo before a key is made or shown.
+    listener = claim_port(host, port)
     try:
-        keys = {client_id: secrets.token_urlsafe(24) for client_id, _, _ in DEMO_CLIENTS}
-        config_path = write_demo_config(Path(directory), servers.urls, keys)
-        app = create_app(load_config(config_path), clock)
-        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
-        _banner(f"http://{host}:{port}/graphql", config_path, keys, dataset.examples, servers.urls)
-        await server.serve()
+        clock = Clock.from_env()
+        dataset = generate(seed, subjects, clock.today())
+        servers = await SandboxServers.start(dataset, host="127.0.0.1")
+        try:
+            keys = {client_id: secrets.token_urlsafe(24) for client_id, _, _ in DEMO_CLIENTS}
+            example = dataset.examples.get(EXAMPLE_LABEL)
+            config_path = write_demo_config(Path(directory), servers.urls, keys, example)
+            app = create_app(load_config(config_path), clock)
+            server = uvicorn.Server(uvicorn.Config(app, log_level="info"))
+            base = f"http://{_url_host(host)}:{listener.getsockname()[1]}"
+            _banner(base, config_path, keys, dataset.examples, servers.urls)
+            await server.serve(sockets=[listener])
+        finally:
+            await servers.stop()
     finally:
-        await servers.stop()
+        listener.close()
 
 
-def write_demo_config(directory: Path, urls: dict[str, str], keys: dict[str, str]) -> Path:
+def write_demo_config(
+    directory: Path, urls: dict[str, str], keys: dict[str, str], example_uscc: str | None = None
+) -> Path:
     """A config in contract §6 format; only the keys' SHA-256 is written, never the keys."""
     directory.mkdir(parents=True, exist_ok=True)
     lines = []
@@ -58,6 +73,8 @@ def write_demo_config(directory: Path, urls: dict[str, str], keys: dict[str, str
         lines += [f"[sources.{name}]", f"url = {json.dumps(url)}", ""]
     audit = (directory / "audit.db").resolve()
     lines += ["[audit]", f"url = {json.dumps(f'sqlite://{audit}')}", ""]
+    if example_uscc is not None:
+        lines += ["[graphiql]", f"example_uscc = {json.dumps(example_uscc)}", ""]
     for client_id, role, purposes in DEMO_CLIENTS:
         digest = hashlib.sha256(keys[client_id].encode()).hexdigest()
         lines += [
@@ -73,15 +90,24 @@ def write_demo_config(directory: Path, urls: dict[str, str], keys: dict[str, str
     return path
 
 
+def _url_host(host: str) -> str:
+    # A wildcard address is not one a browser can open; an IPv6 literal needs brackets.
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
 def _banner(
-    url: str,
+    base: str,
     config_path: Path,
     keys: dict[str, str],
     examples: dict[str, str],
     department_urls: dict[str, str],
 ) -> None:
     print("\n=== credit-gateway demo ===")
-    print(f"GraphiQL:  {url}")
+    print(f"GraphiQL:  {base}/graphql")
     print(f"config:    {config_path}")
     for name, department_url in department_urls.items():
         print(f"sandbox {name:<7} {department_url}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core.errors import ErrorCode
 from gateway.refusals import guarded, refuse
 
 # Requests shed now will find room again as soon as any of those in flight finishes.
@@ -26,7 +27,7 @@ class LoadSheddingMiddleware:
         if self.in_flight >= self.max_in_flight:
             message = "the gateway is at capacity; retry shortly"
             retry_after = (b"retry-after", str(RETRY_AFTER_S).encode())
-            await refuse(send, 503, "OVERLOADED", message, [retry_after])
+            await refuse(send, 503, ErrorCode.OVERLOADED, message, [retry_after])
             return
         self.in_flight += 1
         try:

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from cachetools import TTLCache
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.auth import ANONYMOUS, Caller
-from gateway.config import LimitsConfig, Role
+from core.errors import ErrorCode
+from core.roles import ANONYMOUS, Caller, Role
+from gateway.config import LimitsConfig
 from gateway.refusals import guarded, refuse
 
 # Anonymous callers are counted by address; beyond this many at once the least recently
@@ -82,6 +83,6 @@ class RateLimitMiddleware:
                 retry_after = max(1, math.ceil(wait_s))
                 message = f"rate limit exceeded; retry after {retry_after} s"
                 headers = [(b"retry-after", str(retry_after).encode())]
-                await refuse(send, 429, "RATE_LIMITED", message, headers)
+                await refuse(send, 429, ErrorCode.RATE_LIMITED, message, headers)
                 return
         await self.app(scope, receive, send)

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 import orjson
 from starlette.types import Scope, Send
 
+from core.errors import ErrorCode
+
 # Liveness must answer while the gateway sheds load or a caller is over its rate.
 _UNGUARDED_PATHS = frozenset({"/healthz"})
 
@@ -22,13 +24,13 @@ def guarded(scope: Scope) -> bool:
 async def refuse(
     send: Send,
     status: int,
-    code: str,
+    code: ErrorCode,
     message: str,
     headers: Iterable[tuple[bytes, bytes]] = (),
 ) -> None:
     """Answers with a GraphQL error body, {"data": null, "errors": [...]}, carrying the code."""
     body = orjson.dumps(
-        {"data": None, "errors": [{"message": message, "extensions": {"code": code}}]}
+        {"data": None, "errors": [{"message": message, "extensions": {"code": code.value}}]}
     )
     await send(
         {

@@ -9,11 +9,12 @@ import aiohttp
 
 from adapters.base import Adapter
 from adapters.registry import build_adapter
-from gateway.audit import AuditLog
+from core.clock import Clock
+from gateway.audit_store import AuditLog
 from gateway.auth import Authenticator
-from gateway.clock import Clock
 from gateway.config import GatewayConfig
 from resolvers.catalogue import Catalogue, load_catalogue
+from schema.context import Services
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,15 @@ class Runtime:
         self.catalogue: Catalogue = load_catalogue()
         self.adapters: list[Adapter] = []
         self._sessions: list[aiohttp.ClientSession] = []
+        # The adapters list is filled in place at start, so the services see it then.
+        self._services = Services(
+            adapters=self.adapters,
+            catalogue=self.catalogue,
+            audit=self.audit,
+            max_batch=config.limits.max_batch,
+            search_page_max=config.limits.search_page_max,
+            spot_check_ratios=config.supervision.ratios,
+        )
 
     async def start(self) -> None:
         """Open the sessions and start the adapters (file sources take their first snapshot)."""
@@ -53,6 +63,7 @@ class Runtime:
         self.adapters.clear()
         self._sessions.clear()
 
-    def searcher(self) -> Adapter | None:
-        """The adapter that searches subjects by name, if any source can."""
-        return next((a for a in self.adapters if a.supports_search), None)
+    @property
+    def services(self) -> Services:
+        """What resolvers use: the adapters (filled at start), catalogue, audit and limits."""
+        return self._services

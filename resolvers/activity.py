@@ -6,7 +6,7 @@ import calendar
 from collections.abc import Iterable
 from datetime import date, timedelta
 
-from adapters.records import CreditRecord, RecordKind, TaxRating, WaterGrade
+from core.records import CreditRecord, RecordKind, TaxRating, WaterGrade
 
 _ONE_DAY = timedelta(days=1)
 # Market 严重违法失信名单 and tax 重大税收违法 publication both last 3 years at most.

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from adapters.records import LEVEL_OF_KIND, ListingLevel
+from core.records import LEVEL_OF_KIND, ListingLevel
 
 
 class MeasureKind(enum.StrEnum):

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from adapters.records import Department, ListingLevel
+from core.records import Department, ListingLevel
 from resolvers.catalogue import Catalogue, Measure, MeasureKind, Scenario, SubjectType
 from resolvers.subject_view import RecordView, SubjectView
 
@@ -75,7 +75,7 @@ def determine(
     """Evaluated on query over the subject's active records (contract §3), in order."""
     watch_facts, incentive_facts = _rating_facts(view)
     return judge(
-        Evidence(view.records, tuple(view.failed), watch_facts, incentive_facts),
+        Evidence(view.records, view.missing, watch_facts, incentive_facts),
         catalogue,
         scenario,
         evaluated_at,

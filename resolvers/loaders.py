@@ -5,26 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
 from adapters.base import Adapter
-from adapters.errors import FailureKind, SourceError
-from adapters.records import Department, PersonFacts, SubjectFacts
+from core.records import Department, PersonFacts, SubjectFacts
+from core.sources import SourceError
+from resolvers.answers import Answer
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", SubjectFacts, PersonFacts)
-
-
-@dataclass(frozen=True, slots=True)
-class Answer(Generic[F]):
-    """One department's answer for one key: facts, an error, or both (a last good answer)."""
-
-    department: Department
-    facts: F | None = None
-    error: SourceError | None = None
 
 
 class Loaders:
@@ -56,9 +47,13 @@ class Loaders:
 
     async def _noted(self, pending: Awaitable[Answer[F]]) -> Answer[F]:
         answer = await pending
-        if answer.error is not None:
-            self.failures.setdefault(answer.department, answer.error)
+        self._note(answer)
         return answer
+
+    def _note(self, answer: Answer[F]) -> None:
+        # The request's SOURCE_UNAVAILABLE errors name every department that failed once.
+        if not answer.answered and answer.error is not None:
+            self.failures.setdefault(answer.department, answer.error)
 
     async def _gather(
         self, loaders: Mapping[Department, DataLoader[str, Answer[F]]], keys: Sequence[str]
@@ -69,8 +64,7 @@ class Loaders:
         )
         for answers in per_department:
             for answer in answers:
-                if answer.error is not None:
-                    self.failures.setdefault(answer.department, answer.error)
+                self._note(answer)
         return [
             {d: answers[i] for d, answers in zip(departments, per_department, strict=True)}
             for i in range(len(keys))
@@ -89,20 +83,6 @@ def _batch(
             # read as "nothing found": the department counts as not having answered.
             log.exception("adapter %s failed", department.value)
             results = {}
-        return [_answer(department, results.get(key)) for key in keys]
+        return [Answer.of(department, results.get(key)) for key in keys]
 
     return load
-
-
-def _answer(department: Department, result: F | SourceError | None) -> Answer[F]:
-    if isinstance(result, SourceError):
-        return Answer(department, error=result)
-    if result is None:
-        error = SourceError(department, FailureKind.UNAVAILABLE, "no answer for this code")
-        return Answer(department, error=error)
-    if result.refresh_failed:
-        # Its last good answer is shown, but the department did not answer now: a listing
-        # made since may be missing, so it counts as failed (INCOMPLETE, SOURCE_UNAVAILABLE).
-        stale = SourceError(department, FailureKind.UNAVAILABLE, "last good answer served")
-        return Answer(department, facts=result, error=stale)
-    return Answer(department, facts=result)

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from functools import cached_property
 
-from adapters.base import SourceHealth, SourceState
-from adapters.records import Department, ListingLevel, PersonFacts, Position, SubjectFacts
+from core.records import Department, ListingLevel, PersonFacts, Position
+from core.sources import SourceHealth
+from resolvers.answers import Answer, Coverage
 from resolvers.determination import Evidence
-from resolvers.loaders import Answer
 from resolvers.subject_view import RecordView, SubjectView, record_views
 
 # contract §4: the responsible roles, in the order one is named when a person held several.
 RESPONSIBLE_ROLES = ("法定代表人", "负责人", "实际控制人")
-AnyAnswer = Answer[PersonFacts] | Answer[SubjectFacts]
 # contract §4: a new position in any role but this one is 易地开张.
 SUPERVISOR_ROLE = "监事"
 
@@ -158,13 +157,17 @@ class PersonView:
         return sorted(alerts.values(), key=lambda a: a.started_on, reverse=True)
 
     @cached_property
+    def coverage(self) -> Coverage:
+        """The person's own answers and those of subjects they answered for (§4)."""
+        # A failure for a subject the person answered for may hide a derived listing; a
+        # subject the person only supervised shows its failures on its own sources.
+        subjects = (a for v in self._responsible_subjects() for a in v.answers.values())
+        return Coverage([*self.answers.values(), *subjects])
+
+    @property
     def missing(self) -> tuple[Department, ...]:
         """Departments whose silence could hide a record of the person (own or derived)."""
-        failed = {d for d, a in self.answers.items() if a.error is not None}
-        for subject in self._responsible_subjects():
-            # A failure for a subject the person answered for may hide a derived listing.
-            failed.update(subject.failed)
-        return tuple(d for d in Department if d in failed)
+        return self.coverage.missing
 
     def evidence(self) -> Evidence:
         """Own and derived records, one entry per record id, for the joint status."""
@@ -175,17 +178,8 @@ class PersonView:
 
     def source_states(self) -> list[SourceHealth]:
         """Each department consulted: UNAVAILABLE if it failed for the person or their subjects."""
-        # Exactly the lookups `missing` rests on, so sources and status never disagree; a
-        # subject the person only supervised shows its failures on its own sources.
-        states = []
-        for department in Department:
-            answers: list[AnyAnswer | None] = [self.answers.get(department)]
-            answers += [v.answers.get(department) for v in self._responsible_subjects()]
-            consulted = [a for a in answers if a is not None]
-            if consulted:
-                # A department asked nothing for this person is not listed at all.
-                states.append(_state(department, consulted))
-        return states
+        # The very lookups `missing` rests on, so sources and status never disagree.
+        return self.coverage.states()
 
     def _responsible_subjects(self) -> Iterable[SubjectView]:
         return (r.subject for r in self.representations if r.responsible and r.subject is not None)
@@ -210,16 +204,3 @@ def _subject_name(rep: RepresentationView) -> str:
     if rep.subject is not None and rep.subject.name:
         return rep.subject.name
     return rep.position.subject_name or rep.position.uscc
-
-
-def _state(department: Department, answers: Sequence[AnyAnswer]) -> SourceHealth:
-    # A last good answer standing in (facts and error) shows as STALE, like a subject's.
-    errors = [a.error for a in answers if a.error is not None and a.facts is None]
-    if errors:
-        message = f"{errors[0].kind.value}: {errors[0].message}"
-        return SourceHealth(department, SourceState.UNAVAILABLE, None, message)
-    facts = [a.facts for a in answers if a.facts is not None]
-    state = SourceState.STALE if any(f.stale for f in facts) else SourceState.OK
-    # The oldest answer used is the honest "as of" for what the person view shows.
-    as_of: datetime | None = min((f.as_of for f in facts), default=None)
-    return SourceHealth(department, state, as_of)

@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import Awaitable
 from datetime import date
 
-from adapters.records import Department, PersonFacts
-from gateway.identity import InvalidIdentity, normalize_uscc
-from resolvers.loaders import Answer, Loaders
+from core.identity import InvalidIdentity, normalize_uscc
+from core.records import Department, PersonFacts
+from resolvers.answers import Answer
+from resolvers.loaders import Loaders
 from resolvers.person_view import PersonView
 from resolvers.subject_view import SubjectView
 

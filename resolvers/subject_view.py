@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
 
-from adapters.base import SourceHealth, SourceState
-from adapters.records import (
+from core.records import (
     CreditRecord,
     Department,
     PersonIdentity,
@@ -18,8 +17,9 @@ from adapters.records import (
     TaxRating,
     WaterGrade,
 )
+from core.sources import SourceHealth
 from resolvers.activity import current_tax_rating, ends_on, is_active, water_grade_valid
-from resolvers.loaders import Answer
+from resolvers.answers import Answer, Coverage
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +72,15 @@ class SubjectView:
         """True when at least one department knows the code."""
         return any(f.known for f in self.facts)
 
+    @cached_property
+    def coverage(self) -> Coverage:
+        """Which departments answered for this subject (decides CLEAR or INCOMPLETE)."""
+        return Coverage(self.answers.values())
+
     @property
-    def failed(self) -> list[Department]:
+    def missing(self) -> tuple[Department, ...]:
         """Departments that could not answer for this subject."""
-        return [d for d in Department if (a := self.answers.get(d)) and a.error is not None]
+        return self.coverage.missing
 
     @cached_property
     def name(self) -> str | None:
@@ -119,15 +124,4 @@ class SubjectView:
 
     def source_states(self) -> list[SourceHealth]:
         """What each department answered for this subject, in department order."""
-        states = []
-        for department in Department:
-            answer = self.answers.get(department)
-            if answer is None:
-                continue
-            if answer.facts is not None:
-                state = SourceState.STALE if answer.facts.stale else SourceState.OK
-                states.append(SourceHealth(department, state, answer.facts.as_of))
-            elif answer.error is not None:
-                message = f"{answer.error.kind.value}: {answer.error.message}"
-                states.append(SourceHealth(department, SourceState.UNAVAILABLE, None, message))
-        return states
+        return self.coverage.states()

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import date
 
 from adapters.base import Adapter
-from adapters.errors import SourceError
-from gateway.errors import GatewayError
-from gateway.identity import InvalidIdentity, normalize_uscc
+from core.errors import ErrorCode, GatewayError
+from core.identity import InvalidIdentity, normalize_uscc
+from core.sources import SourceError
 from resolvers.loaders import Loaders
 from resolvers.subject_view import SubjectView
 
@@ -55,7 +55,7 @@ async def find_subjects(
 ) -> list[Lookup]:
     """Many subjects in input order; one bad code is that item's error, not the batch's."""
     if len(raws) > max_batch:
-        raise GatewayError("BATCH_TOO_LARGE", f"at most {max_batch} codes per call")
+        raise GatewayError(ErrorCode.BATCH_TOO_LARGE, f"at most {max_batch} codes per call")
     parsed: list[str | InvalidIdentity] = []
     for raw in raws:
         try:
@@ -76,9 +76,9 @@ async def find_subjects(
 def _lookup(view: SubjectView) -> Lookup:
     if view.known:
         return Lookup(view.uscc, view)
-    if view.failed:
+    if view.missing:
         # Not found is only said when every department answered; otherwise it is unknown.
-        names = ", ".join(d.value for d in view.failed)
+        names = ", ".join(d.value for d in view.missing)
         return Lookup(view.uscc, None, "SOURCE_UNAVAILABLE", f"no answer from {names}")
     return Lookup(view.uscc, None, "NOT_FOUND", "no department knows this code")
 
@@ -95,17 +95,19 @@ async def search_subjects(
     """Subjects whose registered name contains the text, stitched like any other subject."""
     text = name.strip()
     if not text:
-        raise GatewayError("INVALID_ARGUMENT", "name must not be empty")
+        raise GatewayError(ErrorCode.INVALID_ARGUMENT, "name must not be empty")
     if not 1 <= first <= page_max:
-        raise GatewayError("INVALID_ARGUMENT", f"first must be between 1 and {page_max}")
+        raise GatewayError(ErrorCode.INVALID_ARGUMENT, f"first must be between 1 and {page_max}")
     if searcher is None:
-        raise GatewayError("SOURCE_UNAVAILABLE", "no source searches by name")
+        raise GatewayError(ErrorCode.SOURCE_UNAVAILABLE, "no source searches by name")
     offset = decode_cursor(after) + 1 if after else 0
     try:
         page = await searcher.search(text, offset, first)
     except SourceError as exc:
         raise GatewayError(
-            "SOURCE_UNAVAILABLE", "the name search did not answer", department=exc.department.value
+            ErrorCode.SOURCE_UNAVAILABLE,
+            "the name search did not answer",
+            department=exc.department.value,
         ) from None
     hits = list(page.hits)[:first]
     answers = await loaders.subjects([h.uscc for h in hits])
@@ -130,4 +132,4 @@ def decode_cursor(cursor: str, kind: str = "o") -> int:
             return int(number)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
-    raise GatewayError("INVALID_CURSOR", "after is not a cursor this query returned")
+    raise GatewayError(ErrorCode.INVALID_CURSOR, "after is not a cursor this query returned")

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from stdnum.iso7064 import mod_11_10
 
-from gateway.identity import id_check_digit, org_code_check_digit, org_code_of, uscc_check_digit
+from core.identity import id_check_digit, org_code_check_digit, org_code_of, uscc_check_digit
 from sandbox import names
 from sandbox.model import (
     Company,

@@ -32,7 +32,7 @@ from typing import Any
 
 import aiohttp
 
-from gateway.clock import Clock
+from core.clock import Clock
 from sandbox.generator import generate
 
 DEPARTMENTS = ("courts", "market", "tax", "water")

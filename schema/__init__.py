@@ -7,12 +7,12 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxTokensLimiter
 from strawberry.types import ExecutionContext
 
-from gateway.config import LimitsConfig
-from gateway.errors import GatewayError, should_mask
-from gateway.extensions import MaskIdsInErrors, ReportFailedSources
-from gateway.query_cache import CachedParse, ParsedQueries, SmallDocumentValidationCache
-from gateway.query_limits import QueryLimits, validation_rules
+from core.errors import GatewayError
+from schema.errors import should_mask
+from schema.extensions import MaskIdsInErrors, ReportFailedSources
 from schema.query import Query
+from schema.query_cache import CachedParse, ParsedQueries, SmallDocumentValidationCache
+from schema.query_limits import DocumentLimits, QueryLimits, validation_rules
 
 
 class GatewaySchema(strawberry.Schema):
@@ -26,9 +26,9 @@ class GatewaySchema(strawberry.Schema):
         super().process_errors(unexpected, execution_context)
 
 
-def build_schema(limits: LimitsConfig | None = None) -> strawberry.Schema:
+def build_schema(limits: DocumentLimits | None = None) -> strawberry.Schema:
     """Used by the app and by `credit-gateway schema`; extensions hold cross-cutting concerns."""
-    limits = limits or LimitsConfig()
+    limits = limits or DocumentLimits()
     # Built once here, not per request: the validation cache keys on the rule classes.
     rules = validation_rules(limits)
     parsed = ParsedQueries()

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import strawberry
 
-from gateway import audit
+from core import audit
 from resolvers.subjects import encode_cursor
 from schema.enums import AuditOutcome
 from schema.page import PageInfo

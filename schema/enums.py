@@ -6,16 +6,15 @@ from typing import TYPE_CHECKING
 
 import strawberry
 
-from adapters import base, records
-from gateway import audit, config
+from core import audit, records, roles, sources
 from resolvers import catalogue, determination
 
 if TYPE_CHECKING:
     # strawberry.enum registers and returns the very same class; type checkers see it as is.
-    from adapters.base import SourceState
-    from adapters.records import Department, ListingLevel, RecordKind
-    from gateway.audit import AuditOutcome
-    from gateway.config import QueryPurpose
+    from core.audit import AuditOutcome
+    from core.records import Department, ListingLevel, RecordKind
+    from core.roles import QueryPurpose
+    from core.sources import SourceState
     from resolvers.catalogue import MeasureCategory, MeasureKind, Scenario, SubjectType
     from resolvers.determination import CreditClass, JointStatus
 else:
@@ -26,7 +25,9 @@ else:
     ListingLevel = strawberry.enum(
         records.ListingLevel, description="记录等级 / Weight of a record in the joint status."
     )
-    SourceState = strawberry.enum(base.SourceState, description="数据源状态 / Health of a source.")
+    SourceState = strawberry.enum(
+        sources.SourceState, description="数据源状态 / Health of a source."
+    )
     Scenario = strawberry.enum(catalogue.Scenario, description="应用场景 / Where measures apply.")
     MeasureKind = strawberry.enum(catalogue.MeasureKind, description="惩戒或激励 / Kind.")
     MeasureCategory = strawberry.enum(catalogue.MeasureCategory, description="措施类别 / Category.")
@@ -39,7 +40,7 @@ else:
     )
 
     QueryPurpose = strawberry.enum(
-        config.QueryPurpose,
+        roles.QueryPurpose,
         description="查询目的 / Why personal information is asked for.",
     )
     AuditOutcome = strawberry.enum(

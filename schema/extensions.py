@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from gateway.config import Role
-from gateway.log_masking import mask_ids
+from core.masking import mask_ids
+from core.roles import Role
 
 
 class ReportFailedSources(SchemaExtension):

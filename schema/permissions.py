@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import strawberry
 
-from gateway.config import Role
-from gateway.errors import GatewayError
+from core.errors import ErrorCode, GatewayError
+from core.roles import Role
 
 if TYPE_CHECKING:
-    from gateway.context import RequestContext
+    from schema.context import RequestContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +37,10 @@ def viewer(info: strawberry.Info) -> Viewer:
 def require_regulator(info: strawberry.Info, what: str) -> None:
     """FORBIDDEN unless the caller is a regulator."""
     if context(info).caller.role is not Role.REGULATOR:
-        raise GatewayError("FORBIDDEN", f"{what} is for regulators only")
+        raise GatewayError(ErrorCode.FORBIDDEN, f"{what} is for regulators only")
 
 
 def require_not_public(info: strawberry.Info, what: str) -> None:
     """FORBIDDEN for anonymous callers."""
     if context(info).caller.role is Role.PUBLIC:
-        raise GatewayError("FORBIDDEN", f"{what} needs an API key")
+        raise GatewayError(ErrorCode.FORBIDDEN, f"{what} needs an API key")

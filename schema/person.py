@@ -6,7 +6,7 @@ from datetime import date
 
 import strawberry
 
-from gateway.identity import mask_id_number
+from core.masking import mask_id_number
 from resolvers.catalogue import SubjectType
 from resolvers.determination import judge
 from resolvers.person_view import PersonView
@@ -137,7 +137,7 @@ class Person:
         ctx = context(info)
         found = judge(
             self.view.evidence(),
-            ctx.runtime.catalogue,
+            ctx.services.catalogue,
             scenario or None,
             ctx.now,
             SubjectType.PERSON,

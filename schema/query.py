@@ -6,11 +6,10 @@ import asyncio
 
 import strawberry
 
-from adapters.base import SourceHealth, SourceState
-from gateway.audit import AuditUnavailable
-from gateway.errors import GatewayError
-from gateway.identity import normalize_id_number
-from gateway.personal_access import AuditedPersonQuery
+from core.audit import AuditUnavailable
+from core.errors import ErrorCode, GatewayError
+from core.identity import normalize_id_number
+from core.sources import SourceHealth, SourceState
 from resolvers.persons import find_person
 from resolvers.subjects import decode_cursor, find_subject, find_subjects, search_subjects
 from schema.audit import AUDIT_CURSOR, AuditConnection
@@ -19,6 +18,7 @@ from schema.enums import QueryPurpose, Scenario
 from schema.page import PageInfo
 from schema.permissions import context, require_not_public, require_regulator
 from schema.person import Person
+from schema.personal_access import AuditedPersonQuery
 from schema.subject import Subject
 from schema.types import SourceStatus
 
@@ -70,9 +70,7 @@ class Query:
     async def subjects(self, info: strawberry.Info, usccs: list[str]) -> list[SubjectLookup]:
         require_not_public(info, "subjects")
         ctx = context(info)
-        lookups = await find_subjects(
-            ctx.loaders, ctx.today, usccs, ctx.runtime.config.limits.max_batch
-        )
+        lookups = await find_subjects(ctx.loaders, ctx.today, usccs, ctx.services.max_batch)
         return [
             SubjectLookup(
                 uscc=item.uscc,
@@ -96,13 +94,13 @@ class Query:
     ) -> SubjectConnection:
         ctx = context(info)
         result = await search_subjects(
-            ctx.runtime.searcher(),
+            ctx.services.searcher(),
             ctx.loaders,
             ctx.today,
             name,
             20 if first is None else first,
             after or None,
-            ctx.runtime.config.limits.search_page_max,
+            ctx.services.search_page_max,
         )
         edges = [SubjectEdge(cursor=c, node=Subject(view=v)) for c, v in result.edges]
         return SubjectConnection(
@@ -121,14 +119,14 @@ class Query:
     def measures(
         self, info: strawberry.Info, scenario: Scenario | None = strawberry.UNSET
     ) -> list[Measure]:
-        measures = context(info).runtime.catalogue.for_scenario(scenario or None)
+        measures = context(info).services.catalogue.for_scenario(scenario or None)
         return [Measure.of(m) for m in measures]
 
     @strawberry.field(
         description="各部门数据源的健康与新鲜度 / Health and freshness of each department source."
     )
     async def sources(self, info: strawberry.Info) -> list[SourceStatus]:
-        adapters = context(info).runtime.adapters
+        adapters = context(info).services.adapters
         healths = await asyncio.gather(*(a.health() for a in adapters), return_exceptions=True)
         statuses = []
         for adapter, health in zip(adapters, healths, strict=True):
@@ -171,12 +169,16 @@ class Query:
         require_regulator(info, "auditLog")
         size = 50 if first is None else first
         if not 1 <= size <= AUDIT_PAGE_MAX:
-            raise GatewayError("INVALID_ARGUMENT", f"first must be between 1 and {AUDIT_PAGE_MAX}")
+            raise GatewayError(
+                ErrorCode.INVALID_ARGUMENT, f"first must be between 1 and {AUDIT_PAGE_MAX}"
+            )
         before = decode_cursor(after, AUDIT_CURSOR) if after else None
         try:
-            entries, has_next = await context(info).runtime.audit.page(
+            entries, has_next = await context(info).services.audit.page(
                 size, before, client_id or None
             )
         except AuditUnavailable:
-            raise GatewayError("AUDIT_UNAVAILABLE", "the audit log cannot be read") from None
+            raise GatewayError(
+                ErrorCode.AUDIT_UNAVAILABLE, "the audit log cannot be read"
+            ) from None
         return AuditConnection.of(entries, has_next)

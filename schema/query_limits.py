@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from graphql import (
@@ -22,13 +23,21 @@ from graphql.validation import ASTValidationRule, MaxIntrospectionDepthRule, spe
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
 
-from gateway.config import LimitsConfig
-from gateway.errors import GatewayError
+from core.errors import ErrorCode, GatewayError
 
-CODE = "QUERY_TOO_COMPLEX"
+CODE = ErrorCode.QUERY_TOO_COMPLEX
 
 
-def validation_rules(limits: LimitsConfig) -> tuple[type[ASTValidationRule], ...]:
+@dataclass(frozen=True, slots=True)
+class DocumentLimits:
+    """How large a query document may be ([limits] max_depth, max_aliases, max_tokens)."""
+
+    max_depth: int = 10
+    max_aliases: int = 20
+    max_tokens: int = 2000
+
+
+def validation_rules(limits: DocumentLimits) -> tuple[type[ASTValidationRule], ...]:
     """graphql-core's rules and ours; built once per schema: the validation cache keys on them."""
     coded = (
         _IntrospectionDepthRule if r is MaxIntrospectionDepthRule else r for r in specified_rules

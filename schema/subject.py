@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from gateway.identity import mask_id_number
+from core.masking import mask_id_number
 from resolvers.determination import determine, supervise
 from resolvers.regions import region_name
 from resolvers.subject_view import SubjectView
@@ -128,7 +128,7 @@ class Subject:
         self, info: strawberry.Info, scenario: Scenario | None = strawberry.UNSET
     ) -> JointPunishment:
         ctx = context(info)
-        found = determine(self.view, ctx.runtime.catalogue, scenario or None, ctx.now)
+        found = determine(self.view, ctx.services.catalogue, scenario or None, ctx.now)
         return JointPunishment.of(found)
 
     @strawberry.field(
@@ -137,8 +137,8 @@ class Subject:
     )
     def supervision(self, info: strawberry.Info) -> Supervision:
         ctx = context(info)
-        found = determine(self.view, ctx.runtime.catalogue, None, ctx.now)
-        result = supervise(found, self.view, ctx.runtime.config.supervision.ratios)
+        found = determine(self.view, ctx.services.catalogue, None, ctx.now)
+        result = supervise(found, self.view, ctx.services.spot_check_ratios)
         return Supervision(
             credit_class=result.credit_class,
             spot_check_ratio=result.spot_check_ratio,

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 import strawberry
 
-from adapters.base import SourceHealth
+from core.sources import SourceHealth
 from resolvers.subject_view import RecordView
 from schema.enums import Department, ListingLevel, RecordKind, SourceState
 

@@ -18,8 +18,8 @@ import pytest
 os.environ["CREDIT_GATEWAY_TODAY"] = "2026-05-20"
 TODAY = date(2026, 5, 20)
 
+from core.clock import Clock  # noqa: E402
 from gateway.app import create_app  # noqa: E402
-from gateway.clock import Clock  # noqa: E402
 from gateway.config import GatewayConfig, parse_config  # noqa: E402
 from sandbox.generator import generate  # noqa: E402
 from sandbox.model import Dataset  # noqa: E402
@@ -63,7 +63,13 @@ def gateway_config(
         "audit": audit or {"url": audit_url()},
         "limits": {**UNTHROTTLED, **(limits or {})},
         "sources": {
-            name: {"url": url, "timeout_s": 2.0, **NO_CACHE_NO_BREAKER, **sources.get(name, {})}
+            name: {
+                "url": url,
+                "timeout_s": 2.0,
+                # Water answers from its own snapshot: it has no answer cache or breaker.
+                **(NO_CACHE_NO_BREAKER if name != "water" else {}),
+                **sources.get(name, {}),
+            }
             for name, url in urls.items()
         },
         "clients": [

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from adapters.records import CreditRecord, Department, RecordKind, WaterGrade
+from core.records import CreditRecord, Department, RecordKind, WaterGrade
 from resolvers.activity import add_years, ends_on, is_active, water_grade_valid
 
 TODAY = date(2026, 5, 20)

@@ -9,23 +9,23 @@ from datetime import date
 import aiohttp
 import pytest
 
-from adapters.base import Adapter, SourceConfig, SourceState
+from adapters.base import Adapter, SourceConfig
 from adapters.caching import CachingAdapter
 from adapters.courts import CourtsAdapter
 from adapters.dates import MalformedDate, parse_chinese, parse_compact, parse_iso, parse_slash
-from adapters.errors import FailureKind, SourceError
 from adapters.market import MarketAdapter
-from adapters.records import Department, PersonFacts, SubjectFacts
 from adapters.registry import ADAPTER_TYPES, build_adapter
 from adapters.tax import TaxAdapter
 from adapters.water import WaterAdapter
-from gateway.clock import Clock
-from gateway.identity import (
+from core.clock import Clock
+from core.identity import (
     id_check_digit,
     normalize_uscc,
     org_code_check_digit,
     uscc_check_digit,
 )
+from core.records import Department, PersonFacts, SubjectFacts
+from core.sources import FailureKind, SourceError, SourceState
 from sandbox.model import (
     Company,
     Dataset,
@@ -160,7 +160,6 @@ async def make(
             name=name,
             url=sandbox.urls[name],
             timeout_s=timeout_s,
-            sync_interval_s=3600,
             options=options,
         )
         adapter = build_adapter(config, session, CLOCK)

@@ -17,14 +17,12 @@ from aiohttp import web
 from adapters.base import SourceConfig
 from adapters.caching import CachingAdapter
 from adapters.courts import CourtsAdapter
-from adapters.errors import FailureKind, SourceError
-from adapters.records import PersonFacts, RecordKind, SubjectFacts
 from adapters.registry import build_adapter
-from gateway.clock import Clock
-from gateway.identity import (
-    mask_id_number,
-    org_code_of,
-)
+from core.clock import Clock
+from core.identity import org_code_of
+from core.masking import mask_id_number
+from core.records import PersonFacts, RecordKind, SubjectFacts
+from core.sources import FailureKind, SourceError
 from sandbox.model import Dataset, RestrictionCase, ShixinCase
 from sandbox.runner import SandboxServers
 from tests.sandbox_support import yuyang_id as citizen_id

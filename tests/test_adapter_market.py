@@ -15,17 +15,17 @@ from aiohttp import web
 
 from adapters.base import SourceConfig
 from adapters.caching import CachingAdapter
-from adapters.errors import FailureKind, SourceError
 from adapters.market import MarketAdapter
-from adapters.records import (
+from adapters.registry import build_adapter
+from core.clock import Clock
+from core.records import (
     PersonFacts,
     PersonIdentity,
     Position,
     RecordKind,
     SubjectFacts,
 )
-from adapters.registry import build_adapter
-from gateway.clock import Clock
+from core.sources import FailureKind, SourceError
 from sandbox.model import Company, Dataset, MarketListEntry, MarketPenalty, PositionRow
 from sandbox.runner import SandboxServers
 from tests.sandbox_support import yuyang_id as citizen_id

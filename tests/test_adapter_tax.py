@@ -16,14 +16,12 @@ from aiohttp import web
 
 from adapters.base import SourceConfig
 from adapters.caching import CachingAdapter
-from adapters.errors import FailureKind, SourceError
-from adapters.records import RecordKind, SubjectFacts, TaxRating
 from adapters.registry import build_adapter
 from adapters.tax import TaxAdapter
-from gateway.clock import Clock
-from gateway.identity import (
-    mask_id_number,
-)
+from core.clock import Clock
+from core.masking import mask_id_number
+from core.records import RecordKind, SubjectFacts, TaxRating
+from core.sources import FailureKind, SourceError
 from sandbox.model import Dataset, TaxCase, TaxRatingRow
 from sandbox.runner import SandboxServers
 from tests.sandbox_support import yuyang_id as citizen_id

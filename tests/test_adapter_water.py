@@ -14,12 +14,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from adapters.base import SourceConfig, SourceState
-from adapters.errors import FailureKind, SourceError
-from adapters.records import RecordKind, SubjectFacts, WaterGrade
+from adapters.base import SourceConfig
 from adapters.registry import build_adapter
 from adapters.water import WaterAdapter
-from gateway.clock import Clock
+from core.clock import Clock
+from core.records import RecordKind, SubjectFacts, WaterGrade
+from core.sources import FailureKind, SourceError, SourceState
 from sandbox.model import Dataset, WaterGradeRow, WaterListRow, WaterPenaltyRow
 from sandbox.runner import SandboxServers
 from tests.sandbox_support import yuyang_uscc as uscc
@@ -179,8 +179,7 @@ async def make(sandbox: SandboxServers, recorder: Recorder) -> AsyncIterator[Mak
             "water",
             url or sandbox.urls["water"],
             timeout_s=timeout_s,
-            sync_interval_s=sync_interval_s,
-            options={"download_timeout_s": timeout_s},
+            options={"download_timeout_s": timeout_s, "sync_interval_s": sync_interval_s},
         )
         adapter = build_adapter(config, recorder.session, CLOCK)
         assert isinstance(adapter, WaterAdapter)

@@ -17,17 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from gateway.audit import (
+from core.audit import (
     GENESIS_HASH,
     AuditEntry,
-    AuditLog,
     AuditOutcome,
     AuditRequest,
     AuditUnavailable,
     entry_hash,
-    sqlite_path,
-    verify_chain,
 )
+from gateway.audit_store import AuditLog, verify_chain
+from gateway.database_url import sqlite_path
 from tests.cli import run_cli, write_config
 
 CST = timezone(timedelta(hours=8))
@@ -161,7 +160,7 @@ async def test_store_that_cannot_be_created(
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a regular file where the directory should be\n")
     audit = AuditLog(_url(blocker / "audit.db"))
-    with caplog.at_level(logging.WARNING, logger="gateway.audit"):
+    with caplog.at_level(logging.WARNING, logger="gateway.audit_store"):
         await audit.start()  # never raises: subject queries keep working
     assert "cannot be opened" in caplog.text
     try:

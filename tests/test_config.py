@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.config import ConfigError, RateConfig, Role, load_config, parse_config
+from core.roles import Role
+from gateway.config import ConfigError, RateConfig, load_config, parse_config
+from gateway.database_url import sqlite_path
 
 VALID: dict[str, Any] = {
     "sources": {
@@ -32,7 +35,7 @@ def test_defaults_and_options() -> None:
     )
     assert courts.timeout_s == 1.5 and courts.options == {"max_rps": 20}
     assert market.timeout_s == 2.0 and market.url == "http://127.0.0.1:9102"
-    assert water.sync_interval_s == 60 and market.sync_interval_s == 300
+    assert water.options == {"sync_interval_s": 60} and market.options == {}
     assert config.clients[0].role is Role.BANK and config.clients[0].purposes == ("CREDIT_LOAN",)
     assert config.limits.max_batch == 1000
 
@@ -144,3 +147,99 @@ def test_request_limits_defaults_and_role_tables() -> None:
 def test_request_limit_refusals_name_the_entry(limits: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config({**VALID, "limits": limits})
+
+
+@pytest.mark.parametrize(
+    ("department", "knobs", "message"),
+    [
+        # Misspelt knobs were silently ignored before: each must name the table and key.
+        (
+            "courts",
+            {"cache_ttl": 0},
+            r"\[sources.courts\] cache_ttl \(did you mean cache_ttl_s\?\)",
+        ),
+        ("courts", {"timeot_s": 3}, r"\[sources.courts\] timeot_s \(did you mean timeout_s\?\)"),
+        ("market", {"max_rps": 10}, r"\[sources.market\] max_rps is not a known key"),
+        ("water", {"retries": 1}, r"\[sources.water\] retries is not a known key"),
+        ("water", {"cache_ttl_s": 5}, r"\[sources.water\] cache_ttl_s is not a known key"),
+        ("tax", {"sync_interval_s": 60}, r"\[sources.tax\] sync_interval_s is not a known key"),
+        # Out of range: retries = -1 crashed `serve` with a traceback before.
+        ("courts", {"retries": -1}, r"\[sources.courts\] retries must be a whole number >= 0"),
+        ("market", {"retries": 1.5}, r"\[sources.market\] retries must be a whole number"),
+        ("tax", {"retries": 11}, r"\[sources.tax\] retries must be a whole number >= 0 and <= 10"),
+        ("courts", {"max_rps": 0}, r"\[sources.courts\] max_rps must be a number > 0"),
+        ("courts", {"max_rps": True}, r"\[sources.courts\] max_rps must be a number"),
+        ("market", {"cache_ttl_s": -1}, r"\[sources.market\] cache_ttl_s must be a number >= 0"),
+        (
+            "market",
+            {"cache_ttl_s": 60, "stale_ttl_s": 10},
+            r"\[sources.market\] stale_ttl_s must be 0 or at least cache_ttl_s",
+        ),
+        ("tax", {"breaker_cooldown_s": 0}, r"\[sources.tax\] breaker_cooldown_s must be a number"),
+        (
+            "water",
+            {"sync_interval_s": 0},
+            r"\[sources.water\] sync_interval_s must be a number > 0",
+        ),
+        ("water", {"max_file_bytes": "1GB"}, r"\[sources.water\] max_file_bytes must be a whole"),
+        ("courts", {"timeout_s": 600}, r"\[sources.courts\] timeout_s must be at most 60"),
+        (
+            "courts",
+            {"max_concurrency": 0},
+            r"\[sources.courts\] max_concurrency must be a positive",
+        ),
+    ],
+)
+def test_source_knobs_are_declared_and_checked(
+    department: str, knobs: dict[str, Any], message: str
+) -> None:
+    data = copy.deepcopy(VALID)
+    data["sources"][department].update(knobs)
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data)
+
+
+def test_every_declared_knob_is_accepted_where_it_applies() -> None:
+    data = copy.deepcopy(VALID)
+    live = {
+        "retries": 0,
+        "retry_backoff_s": 0.5,
+        "attempt_timeout_s": 1,
+        "breaker_failures": 0,
+        "breaker_cooldown_s": 5,
+        "cache_ttl_s": 0,
+        "stale_ttl_s": 0,
+        "cache_max_entries": 10,
+        "stale_max_entries": 10,
+    }
+    for name in ("courts", "market", "tax"):
+        data["sources"][name].update(live)
+    data["sources"]["courts"]["max_rps"] = 50
+    data["sources"]["water"].update({"download_timeout_s": 30, "max_file_bytes": 1024})
+    config = parse_config(data)
+    assert config.sources["tax"].options == live
+    assert config.sources["water"].options == {
+        "sync_interval_s": 60,
+        "download_timeout_s": 30,
+        "max_file_bytes": 1024,
+    }
+
+
+@pytest.mark.parametrize("url", ["sqlite:///var/lib/cg/audit.db", "sqlite:////var/lib/cg/audit.db"])
+def test_three_and_four_slash_sqlite_urls_name_the_same_absolute_file(url: str) -> None:
+    config = parse_config({**VALID, "audit": {"url": url}})
+    assert sqlite_path(config.audit.url) == Path("/var/lib/cg/audit.db")
+    assert sqlite_path(config.audit.url).as_posix() == "/var/lib/cg/audit.db"
+
+
+@pytest.mark.parametrize(
+    ("graphiql", "message"),
+    [
+        ({"enabled": "yes"}, r"\[graphiql\] enabled must be true or false"),
+        ({"example_uscc": "91110000MA01B2C34X"}, r"\[graphiql\] example_uscc must be a valid"),
+        ({"theme": "dark"}, r"\[graphiql\] has unknown key"),
+    ],
+)
+def test_graphiql_table_is_checked(graphiql: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({**VALID, "graphiql": graphiql})

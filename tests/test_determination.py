@@ -7,12 +7,12 @@ from datetime import date, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.errors import FailureKind, SourceError
-from adapters.records import CreditRecord, Department, RecordKind, SubjectFacts, TaxRating
-from gateway.clock import CST
+from core.clock import CST
+from core.records import CreditRecord, Department, RecordKind, SubjectFacts, TaxRating
+from core.sources import FailureKind, SourceError
+from resolvers.answers import Answer
 from resolvers.catalogue import load_catalogue
 from resolvers.determination import JointStatus, determine
-from resolvers.loaders import Answer
 from resolvers.subject_view import SubjectView
 
 TODAY = date(2026, 5, 20)

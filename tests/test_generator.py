@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from gateway.identity import (
+from core.identity import (
     RESIDENCE_PERMIT_PREFIXES,
     normalize_id_number,
     normalize_uscc,

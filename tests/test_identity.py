@@ -8,17 +8,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.identity import (
+from core.identity import (
     USCC_ALPHABET,
     InvalidIdentity,
     id_check_digit,
-    mask_id_number,
     normalize_id_number,
     normalize_uscc,
     org_code_check_digit,
     org_code_of,
     uscc_check_digit,
 )
+from core.masking import mask_id_number
 
 TODAY = date(2026, 5, 20)
 # Published codes of real organisations: an oracle independent of our own arithmetic.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -13,11 +14,11 @@ import pytest
 from graphql import get_introspection_query
 from stdnum.iso7064 import mod_11_2
 
+from core.clock import Clock
 from gateway.app import create_app
-from gateway.clock import Clock
-from gateway.query_cache import SmallDocumentValidationCache
 from sandbox.model import Dataset
 from sandbox.runner import SandboxThread
+from schema.query_cache import SmallDocumentValidationCache
 from tests.conftest import TODAY, gateway_config
 from tests.servers import KEYS, GatewayServer, GraphQLClient
 
@@ -307,3 +308,23 @@ def test_requests_beyond_max_in_flight_are_shed(
         answered = held.result()
     assert answered["data"]["subject"]["name"]
     assert client.post(CHEAP).status_code == 200
+
+
+def test_a_lone_surrogate_echoed_in_an_answer_is_answered_not_a_500(
+    client: GraphQLClient, dataset: Dataset
+) -> None:
+    # Answers are UTF-8 JSON; a lone surrogate (which UTF-8 cannot carry) echoed back as
+    # a batch item's `uscc` must still be answered, escaped, with the other items intact.
+    good = dataset.examples["clean.plain"]
+    query = "query($c: [String!]!) { subjects(usccs: $c) { uscc error { code } subject { uscc } } }"
+    body = json.dumps({"query": query, "variables": {"c": ["\ud800", good]}})  # ASCII
+    response = httpx.post(
+        f"{client.base_url}/graphql",
+        content=body.encode("ascii"),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {KEYS['bank']}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    bad, found = response.json()["data"]["subjects"]
+    assert bad == {"uscc": "\ud800", "error": {"code": "INVALID_USCC"}, "subject": None}
+    assert found["subject"] == {"uscc": good}

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from gateway.log_masking import install_log_masking, mask_ids
+from core.masking import install_log_masking, mask_ids
 from sandbox.model import Dataset
 from tests.pii import full_id_numbers
 from tests.sandbox_support import COMPANY_A, PERSON_1

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
+from core.clock import Clock
 from gateway.app import create_app
-from gateway.clock import Clock
 from sandbox.model import Dataset
 from sandbox.runner import SandboxThread
 from tests.cli import run_cli, write_config
@@ -411,3 +411,33 @@ def test_audit_verify_of_an_empty_log_is_intact(
 ) -> None:
     result = _verify(_config_file(tmp_path, sandbox, audited.path))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_four_slash_audit_url_is_written_read_and_verified(
+    sandbox: SandboxThread, dataset: Dataset, tmp_path: Path
+) -> None:
+    # sqlite:////abs/path (four slashes) once wrote the file but could not read it back:
+    # auditLog answered AUDIT_UNAVAILABLE and `audit verify` failed ("invalid uri authority").
+    path = tmp_path / "four" / "audit.db"
+    url = f"sqlite:///{path}"
+    assert url.startswith("sqlite:////")
+    config = gateway_config(sandbox.urls, audit={"url": url})
+    server = GatewayServer(create_app(config, Clock(TODAY))).start()
+    try:
+        client = GraphQLClient(server.url)
+        person = dataset.examples["person.restricted"]
+        assert _code(_call(client, person, "CREDIT_LOAN", "L-4", "bank")) is None
+        answer = client.query(AUDIT_LOG, {"first": 10}, key=KEYS["regulator"])
+        assert answer.get("errors") is None, answer
+        edges = answer["data"]["auditLog"]["edges"]
+        assert [e["node"]["target"] for e in edges] == [_masked(person)]
+    finally:
+        server.stop()
+    assert path.is_file()
+    key_sha256 = hashlib.sha256(KEYS["bank"].encode()).hexdigest()
+    client_table = "\n".join(
+        ["[[clients]]", 'id = "bank-test"', 'role = "bank"', f'key_sha256 = "{key_sha256}"']
+    )
+    verified = _verify(write_config(tmp_path / "config.toml", url, sandbox.urls, client_table))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "intact: 1 entries" in verified.stdout

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from core.clock import Clock
 from gateway.app import create_app
-from gateway.clock import Clock
 from sandbox.model import Dataset, MarketListEntry, PositionRow, ShixinCase
 from sandbox.runner import SandboxThread
 from tests.conftest import TODAY, gateway_config

@@ -16,13 +16,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from adapters.base import Adapter, SourceConfig, SourceState
-from adapters.errors import FailureKind, SourceError
-from adapters.records import PersonFacts, SubjectFacts
+from adapters.base import Adapter, SourceConfig
 from adapters.registry import build_adapter
 from adapters.water import WaterAdapter
+from core.clock import Clock
+from core.records import PersonFacts, SubjectFacts
+from core.sources import FailureKind, SourceError, SourceState
 from gateway.app import create_app
-from gateway.clock import Clock
 from sandbox.model import Dataset
 from sandbox.runner import SandboxServers, SandboxThread
 from tests.conftest import TODAY, gateway_config
@@ -59,7 +59,6 @@ async def make(
             name,
             servers.urls[name],
             timeout_s=timeout_s,
-            sync_interval_s=3600,
             max_concurrency=max_concurrency,
             options=options,
         )
@@ -402,6 +401,8 @@ def test_a_stale_source_keeps_its_as_of_and_its_listing(
         market = _states(after)["MARKET"]
         assert market["state"] == "STALE"
         assert market["asOf"] == _states(before)["MARKET"]["asOf"]
+        # contract §6: a STALE source always says why, in our own words.
+        assert market["message"] == "no answer now: the department's last good answer is shown"
         # Its listing is market's: still known from the last good answer, still PUNISHED;
         # but market did not answer now, so the answer is incomplete (contract §3).
         assert {"kind": "SERIOUS_ILLEGAL", "department": "MARKET"} in after["records"]
@@ -471,5 +472,20 @@ def test_a_hung_department_never_holds_the_answer_past_timeout_plus_one_second(
         assert time.monotonic() - started < 0.5 + 1.0
         tax = _states(body["data"]["subject"])["TAX"]
         assert tax["state"] == "UNAVAILABLE" and "TIMEOUT" in tax["message"]
+    finally:
+        server.stop()
+
+
+def test_a_stale_water_snapshot_says_why(faults: SandboxThread, dataset: Dataset) -> None:
+    server = _gateway(faults, water={"sync_interval_s": 0.2})
+    try:
+        client = GraphQLClient(server.url)
+        faults.set_faults("water", rebuilding=True)  # 503 while the files are rebuilt
+        time.sleep(0.8)
+        body = client.query(SUBJECT, {"uscc": dataset.examples["water.grade_aaa"]})
+        water = _states(body["data"]["subject"])["WATER"]
+        assert water["state"] == "STALE"
+        # contract §6: a STALE source always says why, in our own words.
+        assert water["message"] == "the latest sync failed: an earlier snapshot is served"
     finally:
         server.stop()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gateway.identity import org_code_check_digit, org_code_of, uscc_check_digit
+from core.identity import org_code_check_digit, org_code_of, uscc_check_digit
 from sandbox.model import Company, Dataset
 from sandbox.runner import SandboxThread
 from tests.conftest import KEYS, TODAY

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.identity import org_code_check_digit, uscc_check_digit
+from core.identity import org_code_check_digit, uscc_check_digit
 from sandbox.model import Dataset
 from sandbox.runner import SandboxThread
 from tests.conftest import KEYS

@@ -1,0 +1,1 @@
+"""The ground floor: the domain vocabulary every other package speaks; it imports none of them."""
