@@ -22,7 +22,7 @@ class Lookup:
 
     uscc: str
     view: SubjectView | None = None
-    error_code: str | None = None
+    error_code: ErrorCode | None = None
     error_message: str | None = None
 
 
@@ -79,8 +79,8 @@ def _lookup(view: SubjectView) -> Lookup:
     if view.missing:
         # Not found is only said when every department answered; otherwise it is unknown.
         names = ", ".join(d.value for d in view.missing)
-        return Lookup(view.uscc, None, "SOURCE_UNAVAILABLE", f"no answer from {names}")
-    return Lookup(view.uscc, None, "NOT_FOUND", "no department knows this code")
+        return Lookup(view.uscc, None, ErrorCode.SOURCE_UNAVAILABLE, f"no answer from {names}")
+    return Lookup(view.uscc, None, ErrorCode.NOT_FOUND, "no department knows this code")
 
 
 async def search_subjects(

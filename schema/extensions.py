@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from core.errors import ErrorCode
 from core.masking import mask_ids
 from core.roles import Role
 
@@ -27,7 +28,10 @@ class ReportFailedSources(SchemaExtension):
             errors.append(
                 GraphQLError(
                     f"{department.value} could not answer ({failure.kind.value.lower()})",
-                    extensions={"code": "SOURCE_UNAVAILABLE", "department": department.value},
+                    extensions={
+                        "code": ErrorCode.SOURCE_UNAVAILABLE.value,
+                        "department": department.value,
+                    },
                 )
             )
         result.errors = errors

@@ -81,7 +81,7 @@ class AuditedPersonQuery(FieldExtension):
                 raise GatewayError(
                     ErrorCode.FORBIDDEN,
                     "personal query denied: the audit log could not be written",
-                    reason="AUDIT_UNAVAILABLE",
+                    reason=ErrorCode.AUDIT_UNAVAILABLE.value,
                 ) from None
         if refused is not None:
             raise refused
