@@ -46,6 +46,9 @@ class AuditConfig:
 
     url: str = DEFAULT_AUDIT_URL
     timeout_s: float = 2.0
+    # contract §5 (2026-11-30): a key, kept away from the store, that seals the entries and
+    # the chain's head; without it the gateway warns at start that the chain is unkeyed.
+    key_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,13 +71,30 @@ class LimitsConfig:
     max_body_bytes: int = 1024 * 1024
     max_query_string_bytes: int = 8192
     max_in_flight: int = 64
+    # Field selections of one operation, fragments expanded, and how often one response
+    # name may repeat in one selection set: bound the work a document costs before it is
+    # validated (graphql-core compares same-named fields pairwise).
+    max_fields: int = 1000
+    max_field_repeats: int = 10
+    # Slow clients: the headers and the body of a request must arrive within these, and
+    # bodies still arriving may hold at most this many bytes in all and per client.
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_buffered_bytes: int = 64 * 1024 * 1024
+    max_client_buffered_bytes: int = 4 * 1024 * 1024
     rate: RateConfig = field(default_factory=RateConfig)
     role_rates: Mapping[Role, RateConfig] = field(default_factory=dict)
 
     @property
     def document(self) -> DocumentLimits:
         """The limits the schema checks a query document against (QUERY_TOO_COMPLEX)."""
-        return DocumentLimits(self.max_depth, self.max_aliases, self.max_tokens)
+        return DocumentLimits(
+            self.max_depth,
+            self.max_aliases,
+            self.max_tokens,
+            self.max_fields,
+            self.max_field_repeats,
+        )
 
     def rate_for(self, role: Role) -> RateConfig:
         """The bucket of a caller with this role: its [limits.<role>] table, else the default."""
@@ -238,7 +258,7 @@ def _is_sha256_hex(value: str) -> bool:
 
 
 def _audit(table: Mapping[str, Any]) -> AuditConfig:
-    table = _known(table, "audit", {"url", "timeout_s"})
+    table = _known(table, "audit", {"url", "timeout_s", "key_file"})
     url = table.get("url", DEFAULT_AUDIT_URL)
     if not isinstance(url, str):
         raise ConfigError("[audit] url must be a string such as sqlite:///path/to/audit.db")
@@ -246,7 +266,14 @@ def _audit(table: Mapping[str, Any]) -> AuditConfig:
         sqlite_path(url)
     except ValueError as exc:
         raise ConfigError(f"[audit] url {exc}") from None
-    return AuditConfig(url=url, timeout_s=_positive(table, "timeout_s", "audit", 2.0))
+    key_file = table.get("key_file")
+    if key_file is not None and (not isinstance(key_file, str) or not key_file.strip()):
+        raise ConfigError("[audit] key_file must be the path of a file")
+    return AuditConfig(
+        url=url,
+        timeout_s=_positive(table, "timeout_s", "audit", 2.0),
+        key_file=Path(key_file) if key_file is not None else None,
+    )
 
 
 _RATE_KEYS = {"rate_per_s", "burst"}
@@ -261,8 +288,14 @@ def _limits(table: Mapping[str, Any]) -> LimitsConfig:
         "max_body_bytes",
         "max_query_string_bytes",
         "max_in_flight",
+        "max_fields",
+        "max_field_repeats",
+        "max_buffered_bytes",
+        "max_client_buffered_bytes",
     }
-    table = _known(table, "limits", {"max_batch", "search_page_max"} | counts | _RATE_KEYS | roles)
+    seconds = {"header_timeout_s", "body_timeout_s"}
+    known = {"max_batch", "search_page_max"} | counts | seconds | _RATE_KEYS | roles
+    table = _known(table, "limits", known)
     default = LimitsConfig()
 
     def count(key: str) -> int:
@@ -278,6 +311,12 @@ def _limits(table: Mapping[str, Any]) -> LimitsConfig:
         max_body_bytes=count("max_body_bytes"),
         max_query_string_bytes=count("max_query_string_bytes"),
         max_in_flight=count("max_in_flight"),
+        max_fields=count("max_fields"),
+        max_field_repeats=count("max_field_repeats"),
+        header_timeout_s=_positive(table, "header_timeout_s", "limits", default.header_timeout_s),
+        body_timeout_s=_positive(table, "body_timeout_s", "limits", default.body_timeout_s),
+        max_buffered_bytes=count("max_buffered_bytes"),
+        max_client_buffered_bytes=count("max_client_buffered_bytes"),
         rate=rate,
         role_rates={Role(name): _role_rate(table[name], name, rate) for name in roles & set(table)},
     )

@@ -35,6 +35,8 @@ class DocumentLimits:
     max_depth: int = 10
     max_aliases: int = 20
     max_tokens: int = 2000
+    max_fields: int = 1000
+    max_field_repeats: int = 10
 
 
 def validation_rules(limits: DocumentLimits) -> tuple[type[ASTValidationRule], ...]:
