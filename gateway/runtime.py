@@ -10,7 +10,7 @@ import aiohttp
 from adapters.base import Adapter
 from adapters.registry import build_adapter
 from core.clock import Clock
-from gateway.audit_store import AuditLog
+from gateway.audit_store import AuditLog, load_audit_key
 from gateway.auth import Authenticator
 from gateway.config import GatewayConfig
 from resolvers.catalogue import Catalogue, load_catalogue
@@ -26,7 +26,10 @@ class Runtime:
         self.config = config
         self.clock = clock
         self.authenticator = Authenticator(config.clients)
-        self.audit = AuditLog(config.audit.url, config.audit.timeout_s)
+        # Read once, here: a missing, unreadable or short key stops the gateway (ConfigError).
+        key_file = config.audit.key_file
+        key = load_audit_key(key_file) if key_file is not None else None
+        self.audit = AuditLog(config.audit.url, config.audit.timeout_s, key)
         # Checked at start: a bad catalogue entry stops the gateway before it serves.
         self.catalogue: Catalogue = load_catalogue()
         self.adapters: list[Adapter] = []
@@ -51,6 +54,14 @@ class Runtime:
             )
             self._sessions.append(session)
             self.adapters.append(build_adapter(source, session, self.clock))
+        if self.audit.key is None:
+            # contract §5: without a key, a chain rewritten and recomputed, or cut short,
+            # still verifies; operators must know they run without that protection.
+            log.warning(
+                "the audit chain of %s is unkeyed: set [audit] key_file so that a rewritten "
+                "or shortened chain is detected (docs/privacy.md)",
+                self.audit.path,
+            )
         await asyncio.gather(self.audit.start(), *(adapter.start() for adapter in self.adapters))
         log.info("gateway started with %d sources", len(self.adapters))
 
