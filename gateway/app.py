@@ -13,11 +13,13 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from core.clock import Clock
 from core.masking import install_log_masking
+from gateway.access_log import AccessLogMiddleware
 from gateway.auth import AuthMiddleware
 from gateway.body_limit import BodyLimitMiddleware
 from gateway.config import GatewayConfig
 from gateway.graphiql import ASSETS_PATH, AssetFiles, redirect_to_ide
 from gateway.graphql_view import GatewayGraphQL
+from gateway.last_resort import LastResortMiddleware
 from gateway.load_shedding import LoadSheddingMiddleware
 from gateway.rate_limit import RateLimitMiddleware
 from gateway.runtime import Runtime
@@ -52,15 +54,14 @@ def create_app(config: GatewayConfig, clock: Clock | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         # Outermost first. Each refusal costs less than the next step: an unknown key is 401
-        # before any rate is counted, and only a complete body takes a place in flight.
+        # before any rate is counted, and only a complete body takes a place in flight. The
+        # access log sees every answer, the last resort's 500 included.
         middleware=[
+            Middleware(AccessLogMiddleware),
+            Middleware(LastResortMiddleware),
             Middleware(AuthMiddleware, authenticator=runtime.authenticator),
             Middleware(RateLimitMiddleware, limits=limits),
-            Middleware(
-                BodyLimitMiddleware,
-                max_body_bytes=limits.max_body_bytes,
-                max_query_string_bytes=limits.max_query_string_bytes,
-            ),
+            Middleware(BodyLimitMiddleware, limits=limits),
             Middleware(LoadSheddingMiddleware, max_in_flight=limits.max_in_flight),
         ],
         lifespan=lifespan,

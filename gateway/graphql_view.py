@@ -3,23 +3,42 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol
 from strawberry.schema.base import BaseSchema
+from strawberry.types import ExecutionResult
 
+from core.errors import ErrorCode
 from core.roles import ANONYMOUS, Caller
 from gateway.config import GraphiQLConfig
 from gateway.graphiql import page_html, page_response
+from gateway.refusals import refuse
 from resolvers.loaders import Loaders
 from schema.context import RequestContext
 
 if TYPE_CHECKING:
     from gateway.runtime import Runtime
+
+# GraphQL over HTTP: the media type of a GraphQL response, and the one before it, which
+# every client understands and which stays the answer unless a client asks for the new one.
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+# A JSON escape of a UTF-16 surrogate (\ud800): orjson refuses a lone one, JSON allows it.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+class _NotExecuted(ExecutionResult):
+    """A result whose operation never ran, answered without a data entry (400)."""
 
 
 class GatewayGraphQL(GraphQL[RequestContext, None]):
@@ -29,6 +48,21 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
         # Without an IDE strawberry answers a browser's GET /graphql with 404.
         super().__init__(schema, graphql_ide="graphiql" if graphiql.enabled else None)
         self._ide_html = page_html(graphiql.example_uscc)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Called by Starlette for /graphql; a request strawberry refuses gets a GraphQL error."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as exc:
+            # Strawberry answers these in plain text; ours carry a code like every refusal.
+            code = ErrorCode.NOT_FOUND if exc.status_code == 404 else ErrorCode.INVALID_ARGUMENT
+            allow = [(b"allow", b"GET, POST")] if exc.status_code == 405 else []
+            await refuse(send, exc.status_code, code, exc.reason, allow)
+            return
+        await response(scope, receive, send)
 
     @property
     def graphql_ide_html(self) -> str:
@@ -48,6 +82,108 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
             # instead: an odd input is answered, never a 500.
             return json.dumps(data, separators=(",", ":")).encode("ascii")
 
+    def decode_json(self, data: str | bytes) -> object:
+        """Every JSON the client sends (a POST body, GET variables); raises JSONDecodeError."""
+        raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+        try:
+            # Strict where it matters: UTF-8 only, at most 1024 levels deep, no integer
+            # beyond 64 bits (a 5,000-digit one would cost the int parser dearly), no NaN.
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                # Said plainly: orjson's words for a GBK body speak of surrogates.
+                message = "the text is not UTF-8, which GraphQL over HTTP requires"
+                raise json.JSONDecodeError(message, "", exc.start) from exc
+            if not _SURROGATE_ESCAPE.search(raw):
+                raise
+        # Only for a lone surrogate escape, which JSON's grammar allows: the standard library
+        # reads it (encode_json escapes it back in the answer), stopped where orjson stops.
+        try:
+            return json.loads(text, parse_constant=_no_constant)
+        except json.JSONDecodeError:
+            raise
+        except (RecursionError, ValueError) as exc:
+            # Too deep for the stack, NaN, or an integer of more than 4300 digits.
+            raise json.JSONDecodeError(f"value refused: {exc}"[:120], "", 0) from exc
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """Called by strawberry and parse_http_body for JSON text: a 400 when it is not JSON."""
+        try:
+            return self.decode_json(data)
+        except json.JSONDecodeError as exc:
+            raise HTTPException(400, f"the request is not valid JSON ({exc.msg})") from exc
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """Called by strawberry once per request: the one place a request is read and checked."""
+        transport = self._get_stream_transport_from_headers(request.headers)
+        protocol: GraphQLRequestProtocol = transport.protocol if transport else "http"
+        if request.method == "GET":
+            data: object = self._query_params(request.query_params)
+        else:
+            media_type = (request.content_type or "").partition(";")[0].strip().lower()
+            if media_type != JSON:
+                message = "send the request as JSON, with Content-Type: application/json"
+                raise HTTPException(415, message)
+            data = self.parse_json(await request.get_body())
+        return _request_data(data, protocol)
+
+    def _query_params(self, params: Mapping[str, str | list[str] | None]) -> dict[str, object]:
+        values: dict[str, object] = dict(params)
+        for name in ("variables", "extensions"):
+            text = values.get(name)
+            # An empty parameter (variables=) is taken as absent, as a form would send it.
+            values[name] = self.parse_json(text) if isinstance(text, str) and text else None
+        return values
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        """Called by strawberry once per request: the answer's media type, from Accept."""
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = response_media_type(request.headers.get("accept"))
+        return sub_response
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: RequestContext,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Called by strawberry for the operation; a request error is a 400 in the new type."""
+        result = await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
+        if sub_response.media_type != GRAPHQL_RESPONSE_JSON or not _never_ran(result):
+            # application/json: 200 with "data": null, as before; clients that accept only
+            # it may read nothing but a 200 body.
+            return result
+        sub_response.status_code = 400
+        return _NotExecuted(data=None, errors=result.errors, extensions=result.extensions)
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        """Called by strawberry for the response body; a request error has no data entry."""
+        response = await super().process_result(request, result)
+        if isinstance(result, _NotExecuted):
+            del response["data"]
+        return response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        """Called by strawberry with the body: sent in the media type get_sub_response chose."""
+        response = super().create_response(response_data, sub_response)
+        response.headers["content-type"] = sub_response.media_type or JSON
+        return response
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> RequestContext:
@@ -64,3 +200,76 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
             today=now.date(),
             now=now,
         )
+
+
+def response_media_type(accept: str | None) -> str:
+    """The media type of a GraphQL answer to a request with this Accept header."""
+    if not accept:
+        return JSON  # GraphQL over HTTP: no Accept is taken as application/json
+    exact: dict[str, float] = {}
+    wildcard = 0.0
+    for media_range in accept.split(","):
+        media_type, *params = (part.strip().lower() for part in media_range.split(";"))
+        quality = _quality(params)
+        if media_type in (JSON, GRAPHQL_RESPONSE_JSON):
+            exact[media_type] = max(quality, exact.get(media_type, 0.0))
+        elif media_type in ("*/*", "application/*"):
+            wildcard = max(quality, wildcard)
+    # A wildcard stands for application/json: clients that send */* (curl, fetch) have
+    # always been answered with it and may know no other.
+    json_quality = exact.get(JSON, wildcard)
+    new_quality = exact.get(GRAPHQL_RESPONSE_JSON, 0.0)
+    if new_quality > 0 and new_quality >= json_quality:
+        return GRAPHQL_RESPONSE_JSON
+    # Also when the client accepts neither: the spec lets a server disregard Accept rather
+    # than answer 406, and the body is JSON either way.
+    return JSON
+
+
+def _quality(params: list[str]) -> float:
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "q":
+            try:
+                return min(max(float(value), 0.0), 1.0)
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+def _never_ran(result: ExecutionResult) -> bool:
+    # A request error (GraphQL over HTTP): the document did not parse or validate, or the
+    # variables did not coerce. None of those errors points at a field of the result; an
+    # error raised while fields resolved carries their path. (An internal failure before
+    # execution, masked as "Internal error.", has no path either and is answered 400 too.)
+    errors = result.errors or []
+    return result.data is None and bool(errors) and all(e.path is None for e in errors)
+
+
+def _request_data(data: object, protocol: GraphQLRequestProtocol) -> GraphQLRequestData:
+    """The operation a request names, once its shape is what GraphQL over HTTP allows."""
+    if isinstance(data, list):
+        raise HTTPException(400, "batches (a JSON array) are not supported; send one operation")
+    if not isinstance(data, dict):
+        raise HTTPException(400, 'the request must be a JSON object such as {"query": "{ … }"}')
+    query = data.get("query")
+    if not isinstance(query, str):
+        message = "`query` is missing" if query is None else "`query` must be a string"
+        raise HTTPException(400, message)
+    for name in ("variables", "extensions"):
+        if not isinstance(data.get(name), dict | None):
+            raise HTTPException(400, f"`{name}` must be an object or null")
+    operation_name = data.get("operationName")
+    if not isinstance(operation_name, str | None):
+        raise HTTPException(400, "`operationName` must be a string or null")
+    return GraphQLRequestData(
+        query=query,
+        variables=data.get("variables"),
+        operation_name=operation_name,
+        extensions=data.get("extensions"),
+        protocol=protocol,
+    )
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")

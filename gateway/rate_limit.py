@@ -43,7 +43,7 @@ class RateLimiter:
         """0 when the request may go ahead (taking a token), else the seconds until one frees."""
         rate = self.limits.rate_for(caller.role)
         buckets = self._addresses if caller is ANONYMOUS else self._clients
-        key = _address_key(address) if caller is ANONYMOUS else caller.client_id
+        key = address_key(address) if caller is ANONYMOUS else caller.client_id
         now = self.clock()
         bucket = buckets.get(key) or _Bucket(float(rate.burst), now)
         bucket.tokens = min(rate.burst, bucket.tokens + (now - bucket.at) * rate.rate_per_s)
@@ -55,7 +55,8 @@ class RateLimiter:
         return (1 - bucket.tokens) / rate.rate_per_s
 
 
-def _address_key(address: str) -> str:
+def address_key(address: str) -> str:
+    """How an anonymous caller is counted: its address, an IPv6 one by its /64."""
     # One IPv6 host usually holds a whole /64; counting single addresses there would let
     # it change address for every request.
     try:

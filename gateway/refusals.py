@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 
 import orjson
 from starlette.types import Scope, Send
 
 from core.errors import ErrorCode
+from core.masking import mask_ids
 
 # Liveness must answer while the gateway sheds load or a caller is over its rate.
 _UNGUARDED_PATHS = frozenset({"/healthz"})
@@ -24,14 +26,22 @@ def guarded(scope: Scope) -> bool:
 async def refuse(
     send: Send,
     status: int,
-    code: ErrorCode,
+    code: ErrorCode | None,
     message: str,
     headers: Iterable[tuple[bytes, bytes]] = (),
 ) -> None:
     """Answers with a GraphQL error body, {"data": null, "errors": [...]}, carrying the code."""
-    body = orjson.dumps(
-        {"data": None, "errors": [{"message": message, "extensions": {"code": code.value}}]}
-    )
+    # Without a code only for an internal error, which is answered like a masked one. A
+    # message may quote the request (strawberry's "Unknown operation named …"): IDs are
+    # masked, and text UTF-8 cannot carry (a lone surrogate) is escaped, never a 500.
+    error: dict[str, object] = {"message": mask_ids(message, decode=False)}
+    if code is not None:
+        error["extensions"] = {"code": code.value}
+    document = {"data": None, "errors": [error]}
+    try:
+        body = orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        body = json.dumps(document, separators=(",", ":")).encode("ascii")
     await send(
         {
             "type": "http.response.start",

@@ -10,6 +10,7 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
+from gateway.server import uvicorn_config
 from tests.pii import full_id_numbers
 
 # Test API keys by role; only the regulator may ever see a full ID number (contract §1).
@@ -20,9 +21,8 @@ class GatewayServer:
     """Starts the app like `credit-gateway serve` does and stops it again."""
 
     def __init__(self, app: Starlette, host: str = "127.0.0.1") -> None:
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, host=host, port=0, log_level="warning", lifespan="on")
-        )
+        # The configuration `serve` and `demo` use (gateway/server.py), on a free port.
+        self._server = uvicorn.Server(uvicorn_config(app, host=host, port=0, log_level="warning"))
         self._thread = threading.Thread(target=self._server.run, name="gateway", daemon=True)
         self.url = ""
 
