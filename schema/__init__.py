@@ -7,23 +7,24 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxTokensLimiter
 from strawberry.types import ExecutionContext
 
-from core.errors import GatewayError
 from schema.errors import should_mask
 from schema.extensions import MaskIdsInErrors, ReportFailedSources
 from schema.query import Query
 from schema.query_cache import CachedParse, ParsedQueries, SmallDocumentValidationCache
 from schema.query_limits import DocumentLimits, QueryLimits, validation_rules
+from schema.text import TextArguments
 
 
 class GatewaySchema(strawberry.Schema):
-    """Strawberry's schema, logging only errors that are not the contract's coded answers."""
+    """Strawberry's schema, logging only the errors MaskErrors hides: faults of ours."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        """Called by strawberry for every error; FORBIDDEN and the like are answers, not faults."""
-        unexpected = [e for e in errors if not isinstance(e.original_error, GatewayError)]
-        super().process_errors(unexpected, execution_context)
+        """Called by strawberry for every error, before MaskErrors; logs them at ERROR."""
+        # Coded answers (FORBIDDEN and the like) and errors describing the request (syntax,
+        # validation, variable values) are the caller's to fix, not the operator's.
+        super().process_errors([e for e in errors if should_mask(e)], execution_context)
 
 
 def build_schema(limits: DocumentLimits | None = None) -> strawberry.Schema:
@@ -36,7 +37,7 @@ def build_schema(limits: DocumentLimits | None = None) -> strawberry.Schema:
         query=Query,
         extensions=[
             ReportFailedSources,
-            # Anything but a coded GatewayError reaches the client as a generic message.
+            # Faults of ours (schema/errors.py) reach the client as a generic message.
             lambda: MaskErrors(should_mask_error=should_mask, error_message="Internal error."),
             MaskIdsInErrors,
             # QUERY_TOO_COMPLEX before anything runs; repeated queries skip parse and validation.
@@ -44,5 +45,7 @@ def build_schema(limits: DocumentLimits | None = None) -> strawberry.Schema:
             lambda: MaxTokensLimiter(limits.max_tokens),
             lambda: CachedParse(parsed),
             SmallDocumentValidationCache,
+            # INVALID_ARGUMENT for text that is not plain, bounded text, before any resolver.
+            TextArguments,
         ],
     )
