@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
@@ -10,11 +11,15 @@ from typing import Generic, TypeVar
 from cachetools import TTLCache
 
 from adapters.base import SourceConfig
+from adapters.deadline import lookup_deadline
 from adapters.options import OptionError, knob, read_options
 from core.records import Department, PersonFacts, SubjectFacts
 from core.sources import FailureKind, SourceError
 
 F = TypeVar("F", SubjectFacts, PersonFacts)
+# A caller's own flight ends at the same deadline; this lets it settle (its answer or its
+# TIMEOUT, with the last good answer standing in) before the caller stops waiting.
+_SETTLE_GRACE_S = 0.1
 Results = dict[str, F | SourceError]
 Fetch = Callable[[list[str]], Awaitable[Mapping[str, F | SourceError]]]
 
@@ -29,6 +34,9 @@ DEFAULT_STALE_TTL_S = 3600.0
 # the stale bound decides: about 70 MB per department when full.
 DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_STALE_MAX_ENTRIES = 20_000
+# A department's state changes in seconds at the fastest (a breaker opens after several
+# failed calls); 5 s keeps `sources` current while bounding what it costs the department.
+DEFAULT_HEALTH_TTL_S = 5.0
 # Bounds of the knobs: a week of answers, and entries far beyond any department's register.
 MAX_TTL_S = 7 * 86_400.0
 MAX_ENTRIES = 10_000_000
@@ -42,6 +50,8 @@ class CacheOptions:
     stale_ttl_s: float = knob(DEFAULT_STALE_TTL_S, minimum=0, maximum=MAX_TTL_S)
     cache_max_entries: int = knob(DEFAULT_MAX_ENTRIES, minimum=0, maximum=MAX_ENTRIES)
     stale_max_entries: int = knob(DEFAULT_STALE_MAX_ENTRIES, minimum=0, maximum=MAX_ENTRIES)
+    # Health probes (the `sources` query) are shared and kept this long; 0: shared only.
+    health_ttl_s: float = knob(DEFAULT_HEALTH_TTL_S, minimum=0, maximum=300)
 
     def __post_init__(self) -> None:
         if 0 < self.stale_ttl_s < self.cache_ttl_s:
@@ -57,6 +67,7 @@ class CacheSettings:
     stale_ttl_s: float = DEFAULT_STALE_TTL_S
     max_entries: int = DEFAULT_MAX_ENTRIES
     stale_max_entries: int = DEFAULT_STALE_MAX_ENTRIES
+    health_ttl_s: float = DEFAULT_HEALTH_TTL_S
 
     @classmethod
     def from_config(cls, config: SourceConfig) -> CacheSettings:
@@ -67,6 +78,7 @@ class CacheSettings:
             stale_ttl_s=options.stale_ttl_s,
             max_entries=options.cache_max_entries,
             stale_max_entries=options.stale_max_entries,
+            health_ttl_s=options.health_ttl_s,
         )
 
 
@@ -79,8 +91,9 @@ class AnswerCache(Generic[F]):
     stored: a failure is always asked again next time.
     """
 
-    def __init__(self, department: Department, settings: CacheSettings) -> None:
+    def __init__(self, department: Department, settings: CacheSettings, timeout_s: float) -> None:
         self._department = department
+        self._timeout_s = timeout_s
         self._fresh: TTLCache[str, F] | None = None
         if settings.ttl_s > 0 and settings.max_entries > 0:
             self._fresh = TTLCache(maxsize=settings.max_entries, ttl=settings.ttl_s)
@@ -108,10 +121,18 @@ class AnswerCache(Generic[F]):
                 self._flights[key] = flight
             flight.add_done_callback(lambda done: self._landed(missing, done))
         waiting = {key: self._flights[key] for key in unique if key not in results}
-        for flight in set(waiting.values()):
-            await asyncio.shield(flight)
+        # A flight another request started runs on that request's budget: this caller
+        # waits only as long as its own (contract §6, one deadline per request).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(lookup_deadline(self._timeout_s) + _SETTLE_GRACE_S):
+                for flight in set(waiting.values()):
+                    await asyncio.shield(flight)
         for key, flight in waiting.items():
-            results[key] = flight.result()[key]
+            if flight.done():
+                results[key] = flight.result()[key]
+            else:
+                late = SourceError(self._department, FailureKind.TIMEOUT, "no answer in time")
+                results[key] = self._failed(key, late)
         return {key: results[key] for key in unique}
 
     def close(self) -> None:
@@ -131,13 +152,7 @@ class AnswerCache(Generic[F]):
                 self._department, FailureKind.UNAVAILABLE, "no answer for this code"
             )
         if isinstance(answer, SourceError):
-            good = self._good.get(key) if self._good is not None else None
-            # The department's own earlier answer, with its own as_of, shown as STALE. It is
-            # still no answer of today: the loaders count the department as missing, so the
-            # status is never CLEAR on it (contract §3). Without one the failure stands.
-            if good is None:
-                return answer
-            return replace(good, stale=True, refresh_failed=True)
+            return self._failed(key, answer)
         if not answer.stale:
             # An answer a source already marks stale (a snapshot) is no answer to keep.
             if self._fresh is not None:
@@ -145,6 +160,15 @@ class AnswerCache(Generic[F]):
             if self._good is not None:
                 self._good[key] = answer
         return answer
+
+    def _failed(self, key: str, error: SourceError) -> F | SourceError:
+        good = self._good.get(key) if self._good is not None else None
+        # The department's own earlier answer, with its own as_of, shown as STALE. It is
+        # still no answer of today: the loaders count the department as missing, so the
+        # status is never CLEAR on it (contract §3). Without one the failure stands.
+        if good is None:
+            return error
+        return replace(good, stale=True, refresh_failed=True)
 
     def _landed(self, keys: list[str], flight: asyncio.Task[Results[F]]) -> None:
         for key in keys:

@@ -61,6 +61,7 @@ class CircuitBreaker:
         # Set while the half-open probe is out; done when it has settled.
         self._probe: asyncio.Future[None] | None = None
         self._last_failure = ""
+        self._last_failure_kind: FailureKind | None = None
 
     @classmethod
     def from_config(
@@ -86,7 +87,13 @@ class CircuitBreaker:
             if state is BreakerState.CLOSED:
                 return False
             if state is BreakerState.OPEN:
-                raise SourceError(self._department, FailureKind.UNAVAILABLE, self.describe() or "")
+                raise SourceError(
+                    self._department,
+                    FailureKind.UNAVAILABLE,
+                    self.describe() or "",
+                    open_since=self._open_since,
+                    last_failure=self._last_failure_kind,
+                )
             if self._probe is None:
                 self._probe = asyncio.get_running_loop().create_future()
                 return True
@@ -107,6 +114,7 @@ class CircuitBreaker:
     def failed(self, probe: bool, error: SourceError) -> None:
         """The call failed in a way that is the department's (down, 5xx, 429, hung)."""
         self._last_failure = error.message
+        self._last_failure_kind = error.kind
         if probe:
             self._open()
             self._end_probe()

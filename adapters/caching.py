@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any
 
 from adapters.answer_cache import AnswerCache, CacheSettings
 from adapters.base import Adapter, PersonResult, SubjectResult
@@ -21,8 +24,10 @@ class CachingAdapter(Adapter):
         self.supports_search = inner.supports_search
         self.holds_persons = inner.holds_persons
         settings = CacheSettings.from_config(inner.deps.config)
-        self._subjects = AnswerCache[SubjectFacts](inner.department, settings)
-        self._persons = AnswerCache[PersonFacts](inner.department, settings)
+        timeout_s = inner.deps.config.timeout_s
+        self._subjects = AnswerCache[SubjectFacts](inner.department, settings, timeout_s)
+        self._persons = AnswerCache[PersonFacts](inner.department, settings, timeout_s)
+        self._health = SharedProbe(inner.health, settings.health_ttl_s)
 
     async def start(self) -> None:
         """Starts the wrapped adapter."""
@@ -47,5 +52,38 @@ class CachingAdapter(Adapter):
         return await self.inner.search(name, offset, limit)
 
     async def health(self) -> SourceHealth:
-        """Always the live state (and the circuit breaker's), never a cached one."""
-        return await self.inner.health()
+        """The live state (and the breaker's), probed at most once per health_ttl_s."""
+        return await self._health.state()
+
+
+class SharedProbe:
+    """One department's health probe, shared by every caller and kept for `ttl_s`.
+
+    The `sources` query is open to anonymous callers: however often it is asked, and with
+    however many aliases, the department sees one probe at a time and at most one per
+    `ttl_s`, so no caller can spend a department's budget on health checks.
+    """
+
+    def __init__(
+        self, probe: Callable[[], Coroutine[Any, Any, SourceHealth]], ttl_s: float
+    ) -> None:
+        self._probe = probe
+        self._ttl_s = ttl_s
+        self._kept: tuple[float, SourceHealth] | None = None
+        self._flight: asyncio.Task[SourceHealth] | None = None
+
+    async def state(self) -> SourceHealth:
+        """The kept state while fresh, else the probe in flight, else a new probe."""
+        kept = self._kept
+        if kept is not None and time.monotonic() - kept[0] < self._ttl_s:
+            return kept[1]
+        if self._flight is None:
+            self._flight = asyncio.create_task(self._probe())
+            self._flight.add_done_callback(self._landed)
+        # Shielded: a caller that goes away does not cancel the others' probe.
+        return await asyncio.shield(self._flight)
+
+    def _landed(self, flight: asyncio.Task[SourceHealth]) -> None:
+        self._flight = None
+        if not flight.cancelled() and flight.exception() is None:
+            self._kept = (time.monotonic(), flight.result())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import math
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
@@ -17,12 +18,14 @@ from multidict import CIMultiDictProxy
 
 from adapters.base import AdapterDeps
 from adapters.breaker import BreakerOptions, CircuitBreaker
+from adapters.deadline import lookup_deadline
 from adapters.retry import Pause, RetryOptions, RetryPolicy, retrying
 from core.records import Department
 from core.sources import FailureKind, SourceError, SourceHealth, SourceState
 
 T = TypeVar("T")
 R = TypeVar("R")
+log = logging.getLogger(__name__)
 
 # Per-subject API answers are small; anything near this is not an answer we asked for.
 API_MAX_BYTES = 20 * 1024 * 1024
@@ -302,7 +305,7 @@ class SourceHttp:
 
     def deadline(self) -> float:
         """Loop time by which a whole lookup must be answered (contract §6: timeout_s)."""
-        return asyncio.get_running_loop().time() + self.timeout_s
+        return lookup_deadline(self.timeout_s)
 
     async def settle(self, work: Awaitable[T], deadline: float) -> T | SourceError:
         """The result of a chunk's work, or the SourceError standing in for it."""
@@ -324,7 +327,10 @@ class SourceHttp:
         """health() of a live source: OK when one cheap real call succeeds in time."""
         result = await self.settle(work, self.deadline())
         if isinstance(result, SourceError):
-            return SourceHealth(self.department, SourceState.UNAVAILABLE, None, result.message)
+            log.info("%s health probe failed: %s", self.department.value, result.message)
+            return SourceHealth(
+                self.department, SourceState.UNAVAILABLE, None, result.public_message
+            )
         return SourceHealth(self.department, SourceState.OK, self.deps.clock.now())
 
     async def in_chunks(

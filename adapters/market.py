@@ -174,8 +174,8 @@ def _data(body: object) -> object:
 
 
 def _short(text: str) -> str:
-    # The department's own one-line reason (e.g. 参数错误); kept short and printable since a
-    # SourceError message may reach clients.
+    # The department's own one-line reason (e.g. 参数错误), for the log only (clients read
+    # core.sources.PUBLIC_TEXT); kept short and printable so it cannot forge log lines.
     printable = "".join(c for c in text if not unicodedata.category(c).startswith("C"))
     return printable.strip()[:60]
 

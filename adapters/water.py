@@ -17,7 +17,14 @@ from adapters.dates import parse_slash
 from adapters.http import PayloadError, fetch, gather_strict
 from adapters.options import knob, read_options
 from core.records import CreditRecord, Department, RecordKind, SubjectFacts, WaterGrade
-from core.sources import FailureKind, SourceError, SourceHealth, SourceState
+from core.sources import (
+    PUBLIC_TEXT,
+    SNAPSHOT_TEXT,
+    FailureKind,
+    SourceError,
+    SourceHealth,
+    SourceState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +35,8 @@ PENALTIES_PATH = "/opendata/penalties.csv"
 DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
 # contract §6: the files are downloaded at start and every sync_interval_s (default 300).
 DEFAULT_SYNC_INTERVAL_S = 300.0
+# contract §6: 36 hours; the department rebuilds its files daily.
+DEFAULT_MAX_AGE_S = 129_600.0
 # A whole file takes longer than one API answer; a hung download still ends.
 DEFAULT_DOWNLOAD_TIMEOUT_S = 60.0
 WATER_GRADES = frozenset({"AAA", "AA", "A", "B", "C"})
@@ -41,6 +50,8 @@ class WaterOptions:
     """Knobs of [sources.water]: how often the files are synced and how large they may be."""
 
     sync_interval_s: float = knob(DEFAULT_SYNC_INTERVAL_S, above=0, maximum=7 * 86_400)
+    # contract §6: a snapshot older than this counts as missing (the files are rebuilt daily).
+    max_age_s: float = knob(DEFAULT_MAX_AGE_S, above=0, maximum=30 * 86_400)
     # By default the larger of DEFAULT_DOWNLOAD_TIMEOUT_S and the table's timeout_s.
     download_timeout_s: float | None = knob(None, above=0, maximum=3600)
     max_file_bytes: int = knob(DEFAULT_MAX_FILE_BYTES, minimum=1, maximum=2**40)
@@ -104,8 +115,9 @@ class WaterAdapter(Adapter):
         self._base_url = deps.config.url.rstrip("/")
         self._files: dict[str, _FileData] = {}
         self._snapshot: _Snapshot | None = None
+        self._max_age_s = options.max_age_s
         # Why the latest sync failed; None when it succeeded (or none ran yet).
-        self._failure: str | None = None
+        self._failure: SourceError | None = None
         self._sync_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
@@ -133,6 +145,9 @@ class WaterAdapter(Adapter):
             )
             return {code: error for code in usccs}
         stale = self._failure is not None
+        # contract §6: a snapshot older than max_age_s counts as missing; its facts are
+        # still shown (a blacklist in it still punishes), but never as an answer of today.
+        too_old = self._too_old(snapshot)
         results: dict[str, SubjectResult] = {}
         for code in usccs:
             entry = snapshot.index.get(code)
@@ -141,7 +156,8 @@ class WaterAdapter(Adapter):
                 uscc=code,
                 as_of=snapshot.synced_at,
                 known=entry is not None,
-                stale=stale,
+                stale=stale or too_old,
+                refresh_failed=too_old,
                 name=entry.name if entry else None,
                 records=tuple(entry.records) if entry else (),
                 water_grade=entry.grade if entry else None,
@@ -153,16 +169,24 @@ class WaterAdapter(Adapter):
         return self.snapshot_state()
 
     def snapshot_state(self) -> SourceHealth:
-        """OK, STALE (latest sync failed, older snapshot served) or UNAVAILABLE (none yet)."""
+        """OK, STALE (sync failed or snapshot too old) or UNAVAILABLE (none yet); our texts."""
         snapshot = self._snapshot
         if snapshot is None:
-            message = self._failure or "not synced yet"
+            why = PUBLIC_TEXT[self._failure.kind] if self._failure else "not synced yet"
+            message = f"no snapshot of the files yet: {why}"
             return SourceHealth(Department.WATER, SourceState.UNAVAILABLE, None, message)
+        if self._too_old(snapshot):
+            hours = self._max_age_s / 3600
+            message = f"the snapshot is older than max_age_s ({hours:g} h): it counts as missing"
+            return SourceHealth(Department.WATER, SourceState.STALE, snapshot.synced_at, message)
         if self._failure is not None:
             return SourceHealth(
-                Department.WATER, SourceState.STALE, snapshot.synced_at, self._failure
+                Department.WATER, SourceState.STALE, snapshot.synced_at, SNAPSHOT_TEXT
             )
         return SourceHealth(Department.WATER, SourceState.OK, snapshot.synced_at)
+
+    def _too_old(self, snapshot: _Snapshot) -> bool:
+        return (self.deps.clock.now() - snapshot.synced_at).total_seconds() > self._max_age_s
 
     async def sync_now(self) -> SourceHealth:
         """Download the three files (conditionally) and swap in a new snapshot if all succeed."""
@@ -172,7 +196,7 @@ class WaterAdapter(Adapter):
             except SourceError as exc:
                 # water.md: "the previous file stays valid"; the old snapshot is kept whole,
                 # and the ETags with it, so the next sync asks for the new files again.
-                self._failure = f"latest sync failed: {exc.message}"
+                self._failure = exc
                 log.warning("water sync failed: %s", exc.message)
                 return self.snapshot_state()
             now = self.deps.clock.now()
@@ -202,7 +226,9 @@ class WaterAdapter(Adapter):
             # A bug in one sync must not end the background task: the next interval tries
             # again, and meanwhile the state says the data is stale.
             log.exception("water sync failed unexpectedly")
-            self._failure = "latest sync failed unexpectedly"
+            self._failure = SourceError(
+                Department.WATER, FailureKind.BAD_PAYLOAD, "latest sync failed unexpectedly"
+            )
 
     async def _fetch(self, spec: _FileSpec) -> _FileData | None:
         """The file parsed, or None when the department answered 304 Not Modified."""

@@ -74,9 +74,13 @@ def _parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="the personal-information query log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser(
-        "verify", help="check the hash chain; exit 0 intact, 1 naming the first broken entry"
+        "verify",
+        help="check the hash chain, and with [audit] key_file its seals and sealed head; "
+        "exit 0 intact, 1 naming the first broken entry, 2 on a config error",
     )
-    verify.add_argument("--config", required=True, help="TOML file whose [audit] url is checked")
+    verify.add_argument(
+        "--config", required=True, help="TOML file whose [audit] url and key_file are used"
+    )
     verify.set_defaults(run=_audit_verify)
     return parser
 
@@ -91,11 +95,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     from gateway.app import create_app
     from gateway.listener import claim_port
+    from gateway.server import uvicorn_config
 
     app = create_app(load_config(args.config))
     # Claimed before the app starts, so a taken port is one clear line and exit 2.
     listener = claim_port(args.host, args.port)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level))
+    server = uvicorn.Server(uvicorn_config(app, log_level=args.log_level))
     try:
         server.run(sockets=[listener])
     finally:
@@ -161,11 +166,27 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    from gateway.audit_store import verify_chain
+    from gateway.audit_store import load_audit_key, verify_chain
 
-    result = verify_chain(load_config(args.config).audit.url)
+    config = load_config(args.config).audit
+    # The gateway's own key: a missing or short one is a config error (exit 2), as at start.
+    key = load_audit_key(config.key_file) if config.key_file is not None else None
+    result = verify_chain(config.url, key)
     if result.ok:
         print(f"audit chain intact: {result.entries} entries")
+        if result.keyed:
+            head = "none yet" if result.head_id is None else f"entry {result.head_id}"
+            print(
+                f"sealed with [audit] key_file: {result.sealed}; unsealed, written before "
+                f"the key: {result.unsealed}; sealed head: {head}"
+            )
+        else:
+            # Said on every run: without the key a recomputed or shortened chain passes.
+            print(
+                "note: no [audit] key_file, so seals and the head are not checked; a chain "
+                "rewritten and recomputed, or cut short, is not detected",
+                file=sys.stderr,
+            )
         return 0
     if result.broken_id is None:
         print(f"audit chain cannot be verified: {result.problem}", file=sys.stderr)

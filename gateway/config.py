@@ -302,6 +302,11 @@ def _limits(table: Mapping[str, Any]) -> LimitsConfig:
         return _positive_int(table, key, "limits", getattr(default, key))
 
     rate = _rate(table, "limits", default.rate)
+    if count("max_client_buffered_bytes") < count("max_body_bytes"):
+        # Else the largest body a client may send could never be buffered: always a 429.
+        raise ConfigError("[limits] max_client_buffered_bytes must be at least max_body_bytes")
+    if count("max_buffered_bytes") < count("max_client_buffered_bytes"):
+        raise ConfigError("[limits] max_buffered_bytes must be at least max_client_buffered_bytes")
     return LimitsConfig(
         max_batch=int(_positive(table, "max_batch", "limits", 1000)),
         search_page_max=int(_positive(table, "search_page_max", "limits", 100)),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from core.clock import Clock
 from gateway.app import create_app
 from gateway.config import load_config
 from gateway.listener import claim_port
+from gateway.server import uvicorn_config
 from sandbox.generator import generate
 from sandbox.runner import SandboxServers
 
@@ -53,7 +55,7 @@ async def run_demo(seed: int, subjects: int, host: str, port: int, directory: st
             example = dataset.examples.get(EXAMPLE_LABEL)
             config_path = write_demo_config(Path(directory), servers.urls, keys, example)
             app = create_app(load_config(config_path), clock)
-            server = uvicorn.Server(uvicorn.Config(app, log_level="info"))
+            server = uvicorn.Server(uvicorn_config(app, log_level="info"))
             base = f"http://{_url_host(host)}:{listener.getsockname()[1]}"
             _banner(base, config_path, keys, dataset.examples, servers.urls)
             await server.serve(sockets=[listener])
@@ -72,7 +74,13 @@ def write_demo_config(
     for name, url in urls.items():
         lines += [f"[sources.{name}]", f"url = {json.dumps(url)}", ""]
     audit = (directory / "audit.db").resolve()
-    lines += ["[audit]", f"url = {json.dumps(f'sqlite://{audit}')}", ""]
+    key_file = demo_audit_key(directory)
+    lines += [
+        "[audit]",
+        f"url = {json.dumps(f'sqlite://{audit}')}",
+        f"key_file = {json.dumps(str(key_file))}",
+        "",
+    ]
     if example_uscc is not None:
         lines += ["[graphiql]", f"example_uscc = {json.dumps(example_uscc)}", ""]
     for client_id, role, purposes in DEMO_CLIENTS:
@@ -87,6 +95,17 @@ def write_demo_config(
         ]
     path = directory / "config.toml"
     path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def demo_audit_key(directory: Path) -> Path:
+    """The demo's audit key (contract §5 key_file): made once, kept with the demo's store."""
+    path = (directory / "audit.key").resolve()
+    if not path.exists():
+        # 32 random bytes, readable by this user only, as docs/privacy.md asks of operators.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as key:
+            key.write(secrets.token_bytes(32))
     return path
 
 

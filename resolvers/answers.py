@@ -8,11 +8,16 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from core.records import Department, PersonFacts, SubjectFacts
-from core.sources import FailureKind, SourceError, SourceHealth, SourceState
+from core.sources import (
+    SNAPSHOT_TEXT,
+    STAND_IN_TEXT,
+    FailureKind,
+    SourceError,
+    SourceHealth,
+    SourceState,
+)
 
 F = TypeVar("F", SubjectFacts, PersonFacts)
-STAND_IN_MESSAGE = "no answer now: the department's last good answer is shown"
-SNAPSHOT_MESSAGE = "the latest sync failed: an earlier snapshot is served"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +79,14 @@ def _state(department: Department, answers: list[Answer[Any]]) -> SourceHealth:
     # screen, while `missing` already counts the department as not having answered.
     errors = [a.error for a in answers if a.error is not None and a.facts is None]
     if errors:
-        message = f"{errors[0].kind.value}: {errors[0].message}"
+        message = f"{errors[0].kind.value}: {errors[0].public_message}"
         return SourceHealth(department, SourceState.UNAVAILABLE, None, message)
     facts = [a.facts for a in answers if a.facts is not None]
     # The oldest answer used is the honest "as of" for what the view shows.
     as_of: datetime | None = min((f.as_of for f in facts), default=None)
     # contract §6: a STALE source always says why, in a fixed text of ours.
     if any(a.facts is not None and a.error is not None for a in answers):
-        return SourceHealth(department, SourceState.STALE, as_of, STAND_IN_MESSAGE)
+        return SourceHealth(department, SourceState.STALE, as_of, STAND_IN_TEXT)
     if any(f.stale for f in facts):
-        return SourceHealth(department, SourceState.STALE, as_of, SNAPSHOT_MESSAGE)
+        return SourceHealth(department, SourceState.STALE, as_of, SNAPSHOT_TEXT)
     return SourceHealth(department, SourceState.OK, as_of)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
 from adapters.base import Adapter
+from adapters.deadline import request_budget
 from core.records import Department, PersonFacts, SubjectFacts
 from core.sources import SourceError
 from resolvers.answers import Answer
@@ -22,12 +24,15 @@ class Loaders:
     """Created for each request; every resolver goes through these, never the adapters."""
 
     def __init__(self, adapters: Sequence[Adapter]) -> None:
+        # contract §6: one budget per request. Every round of department calls this request
+        # makes (a person, then their subjects) ends by this start plus timeout_s.
+        self.started = asyncio.get_running_loop().time()
         self._subjects: dict[Department, DataLoader[str, Answer[SubjectFacts]]] = {
-            a.department: DataLoader(_batch(a.department, a.lookup_subjects)) for a in adapters
+            a.department: DataLoader(self._batch(a.department, a.lookup_subjects)) for a in adapters
         }
         # Only departments keeping anything by citizen ID are asked about a person.
         self._persons: dict[Department, DataLoader[str, Answer[PersonFacts]]] = {
-            a.department: DataLoader(_batch(a.department, a.lookup_persons))
+            a.department: DataLoader(self._batch(a.department, a.lookup_persons))
             for a in adapters
             if a.holds_persons
         }
@@ -70,19 +75,24 @@ class Loaders:
             for i in range(len(keys))
         ]
 
+    def budget(self) -> AbstractContextManager[None]:
+        """Around a department call of this request made outside the loaders (a name search)."""
+        return request_budget(self.started)
 
-def _batch(
-    department: Department,
-    lookup: Callable[[Sequence[str]], Awaitable[Mapping[str, F | SourceError]]],
-) -> Callable[[list[str]], Awaitable[list[Answer[F]]]]:
-    async def load(keys: list[str]) -> list[Answer[F]]:
-        try:
-            results = await lookup(keys)
-        except Exception:
-            # An adapter bug must cost this department's answer, not the query, and never
-            # read as "nothing found": the department counts as not having answered.
-            log.exception("adapter %s failed", department.value)
-            results = {}
-        return [Answer.of(department, results.get(key)) for key in keys]
+    def _batch(
+        self,
+        department: Department,
+        lookup: Callable[[Sequence[str]], Awaitable[Mapping[str, F | SourceError]]],
+    ) -> Callable[[list[str]], Awaitable[list[Answer[F]]]]:
+        async def load(keys: list[str]) -> list[Answer[F]]:
+            try:
+                with self.budget():
+                    results = await lookup(keys)
+            except Exception:
+                # An adapter bug must cost this department's answer, not the query, and never
+                # read as "nothing found": the department counts as not having answered.
+                log.exception("adapter %s failed", department.value)
+                results = {}
+            return [Answer.of(department, results.get(key)) for key in keys]
 
-    return load
+        return load

@@ -11,6 +11,7 @@ from datetime import date
 from adapters.base import Adapter
 from core.errors import ErrorCode, GatewayError
 from core.identity import InvalidIdentity, normalize_uscc
+from core.masking import mask_ids
 from core.sources import SourceError
 from resolvers.loaders import Loaders
 from resolvers.subject_view import SubjectView
@@ -33,6 +34,13 @@ class SearchResult:
     total: int
     edges: list[tuple[str, SubjectView]]
     has_next: bool
+
+
+def echoed(raw: str) -> str:
+    """An invalid code as a batch item repeats it: a citizen ID sent by mistake is masked."""
+    # Only what passed validation is echoed as it came; anything else may be personal data
+    # pasted into the wrong column (contract §1: a full ID only ever reaches a regulator).
+    return mask_ids(raw, decode=False)
 
 
 def parse_uscc(raw: str) -> str:
@@ -67,7 +75,7 @@ async def find_subjects(
     lookups = []
     for raw, item in zip(raws, parsed, strict=True):
         if isinstance(item, InvalidIdentity):
-            lookups.append(Lookup(raw, error_code=item.code, error_message=str(item)))
+            lookups.append(Lookup(echoed(raw), error_code=item.code, error_message=str(item)))
         else:
             lookups.append(_lookup(SubjectView(item, answers[item], today)))
     return lookups
@@ -102,7 +110,8 @@ async def search_subjects(
         raise GatewayError(ErrorCode.SOURCE_UNAVAILABLE, "no source searches by name")
     offset = decode_cursor(after) + 1 if after else 0
     try:
-        page = await searcher.search(text, offset, first)
+        with loaders.budget():
+            page = await searcher.search(text, offset, first)
     except SourceError as exc:
         raise GatewayError(
             ErrorCode.SOURCE_UNAVAILABLE,
@@ -128,7 +137,9 @@ def decode_cursor(cursor: str, kind: str = "o") -> int:
     try:
         text = base64.urlsafe_b64decode(cursor.encode()).decode()
         prefix, _, number = text.partition(":")
-        if prefix == kind and number.isdigit():
+        # ASCII digits only (str.isdigit takes "²" too), and no longer than a position can
+        # be: a huge number would overflow the store's integers.
+        if prefix == kind and number.isascii() and number.isdigit() and len(number) <= 18:
             return int(number)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass

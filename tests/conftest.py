@@ -38,7 +38,12 @@ FAST_COURTS_RPS = 5000
 # Gateways of the other test modules switch departments off and on between tests: an answer
 # cached or kept for stale use, or a breaker left open, would carry one test's state into
 # the next. tests/test_resilience.py turns these on for the gateways it builds.
-NO_CACHE_NO_BREAKER = {"cache_ttl_s": 0, "stale_ttl_s": 0, "breaker_failures": 0}
+NO_CACHE_NO_BREAKER = {
+    "cache_ttl_s": 0,
+    "stale_ttl_s": 0,
+    "health_ttl_s": 0,
+    "breaker_failures": 0,
+}
 # The suite sends requests far faster than any client should; tests/test_limits.py gives
 # the gateways it builds the rates it tests.
 UNTHROTTLED = {"rate_per_s": 1_000_000, "burst": 1_000_000}

@@ -142,6 +142,16 @@ def test_request_limits_defaults_and_role_tables() -> None:
         ({"bank": {"rate": 1}}, r"\[limits.bank\] has unknown key\(s\): rate"),
         ({"bank": 5}, r"\[limits.bank\] must be a table"),
         ({"admin": {"burst": 1}}, r"\[limits\] has unknown key\(s\): admin"),
+        (
+            {"max_body_bytes": 8 * 1024 * 1024},
+            r"\[limits\] max_client_buffered_bytes must be at least max_body_bytes",
+        ),
+        (
+            {"max_client_buffered_bytes": 128 * 1024 * 1024},
+            r"\[limits\] max_buffered_bytes must be at least max_client_buffered_bytes",
+        ),
+        ({"header_timeout_s": 0}, r"\[limits\] header_timeout_s must be a positive number"),
+        ({"max_field_repeats": 0}, r"\[limits\] max_field_repeats must be a positive whole"),
     ],
 )
 def test_request_limit_refusals_name_the_entry(limits: dict[str, Any], message: str) -> None:

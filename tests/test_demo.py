@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,3 +159,13 @@ def test_a_taken_port_stops_serve_with_a_message(tmp_path: Path) -> None:
 
 def _dataset_labels() -> set[str]:
     return set(generate(2026, int(SUBJECTS), TODAY).examples)
+
+
+def test_the_demo_audit_chain_is_keyed(demo: Demo) -> None:
+    found = re.search(r"^config:\s+(\S+)$", demo.banner, re.MULTILINE)
+    assert found, demo.banner
+    config = tomllib.loads(Path(found.group(1)).read_text(encoding="utf-8"))
+    key = Path(config["audit"]["key_file"])
+    # contract §5: entries and the head are sealed; the key is the demo user's alone.
+    assert key.stat().st_size == 32
+    assert key.stat().st_mode & 0o077 == 0

@@ -16,8 +16,11 @@ from stdnum.iso7064 import mod_11_2
 
 from core.clock import Clock
 from gateway.app import create_app
+from gateway.config import GraphiQLConfig
+from gateway.graphql_view import GatewayGraphQL
 from sandbox.model import Dataset
 from sandbox.runner import SandboxThread
+from schema import build_schema
 from schema.query_cache import SmallDocumentValidationCache
 from tests.conftest import TODAY, gateway_config
 from tests.servers import KEYS, GatewayServer, GraphQLClient
@@ -68,7 +71,8 @@ def _aliases(count: int) -> str:
 @pytest.fixture(scope="module")
 def strict(sandbox: SandboxThread) -> Iterator[GraphQLClient]:
     """A gateway with small complexity limits, so that valid queries reach them."""
-    limits = {"max_depth": 6, "max_aliases": 2, "max_tokens": 100}
+    # max_field_repeats lifted: the token test fills its query with one repeated field.
+    limits = {"max_depth": 6, "max_aliases": 2, "max_tokens": 100, "max_field_repeats": 200}
     app = create_app(gateway_config(sandbox.urls, limits=limits), Clock(TODAY))
     server = GatewayServer(app).start()
     yield GraphQLClient(server.url)
@@ -310,13 +314,13 @@ def test_requests_beyond_max_in_flight_are_shed(
     assert client.post(CHEAP).status_code == 200
 
 
-def test_a_lone_surrogate_echoed_in_an_answer_is_answered_not_a_500(
+def test_a_lone_surrogate_in_a_batch_item_is_refused_at_the_boundary(
     client: GraphQLClient, dataset: Dataset
 ) -> None:
-    # Answers are UTF-8 JSON; a lone surrogate (which UTF-8 cannot carry) echoed back as
-    # a batch item's `uscc` must still be answered, escaped, with the other items intact.
+    # A lone surrogate is no text: it is refused before any resolver runs (schema/text.py),
+    # never echoed back, and never a 500.
     good = dataset.examples["clean.plain"]
-    query = "query($c: [String!]!) { subjects(usccs: $c) { uscc error { code } subject { uscc } } }"
+    query = "query($c: [String!]!) { subjects(usccs: $c) { uscc error { code } } }"
     body = json.dumps({"query": query, "variables": {"c": ["\ud800", good]}})  # ASCII
     response = httpx.post(
         f"{client.base_url}/graphql",
@@ -325,6 +329,15 @@ def test_a_lone_surrogate_echoed_in_an_answer_is_answered_not_a_500(
         timeout=30,
     )
     assert response.status_code == 200, response.text
-    bad, found = response.json()["data"]["subjects"]
-    assert bad == {"uscc": "\ud800", "error": {"code": "INVALID_USCC"}, "subject": None}
-    assert found["subject"] == {"uscc": good}
+    answer = response.json()
+    assert answer["data"] is None
+    assert [e["extensions"]["code"] for e in answer["errors"]] == ["INVALID_ARGUMENT"]
+
+
+def test_text_utf8_cannot_carry_is_answered_escaped() -> None:
+    # Department data decoded with errors could hold a lone surrogate; orjson refuses it,
+    # and the answer falls back to escaped JSON rather than failing.
+    view = GatewayGraphQL(build_schema(), graphiql=GraphiQLConfig())
+    encoded = view.encode_json({"data": {"name": "名\ud800"}})
+    assert json.loads(encoded) == {"data": {"name": "名\ud800"}}
+    assert view.encode_json({"data": {"name": "名称"}}) == '{"data":{"name":"名称"}}'.encode()

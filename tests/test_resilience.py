@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from adapters.base import Adapter, SourceConfig
+from adapters.deadline import request_budget
 from adapters.registry import build_adapter
 from adapters.water import WaterAdapter
 from core.clock import Clock
@@ -200,7 +201,10 @@ async def test_the_concurrency_bound_holds_for_retries_and_health_probes(
 async def test_the_breaker_opens_fails_fast_probes_and_closes(
     name: str, make: MakeAdapter, servers: SandboxServers
 ) -> None:
-    adapter = await make(name, retries=0, breaker_failures=2, breaker_cooldown_s=0.2)
+    # health_ttl_s 0: each health() below is a probe of its own, to watch the breaker.
+    adapter = await make(
+        name, retries=0, breaker_failures=2, breaker_cooldown_s=0.2, health_ttl_s=0
+    )
     servers.faults[name].update({"down": True})
     # Every lookup fails at least one call (the first failure ends it), so two calls have
     # failed in a row by the second lookup: the breaker is open for the third.
@@ -402,7 +406,10 @@ def test_a_stale_source_keeps_its_as_of_and_its_listing(
         assert market["state"] == "STALE"
         assert market["asOf"] == _states(before)["MARKET"]["asOf"]
         # contract §6: a STALE source always says why, in our own words.
-        assert market["message"] == "no answer now: the department's last good answer is shown"
+        assert market["message"] == (
+            "not answered now: the last good answer is shown, "
+            "and it does not count as an answer of today"
+        )
         # Its listing is market's: still known from the last good answer, still PUNISHED;
         # but market did not answer now, so the answer is incomplete (contract §3).
         assert {"kind": "SERIOUS_ILLEGAL", "department": "MARKET"} in after["records"]
@@ -489,3 +496,66 @@ def test_a_stale_water_snapshot_says_why(faults: SandboxThread, dataset: Dataset
         assert water["message"] == "the latest sync failed: an earlier snapshot is served"
     finally:
         server.stop()
+
+
+def test_a_water_snapshot_older_than_max_age_counts_as_missing(
+    sandbox: SandboxThread, dataset: Dataset
+) -> None:
+    # contract §6 (2026-11-30): the files are rebuilt daily; a snapshot older than
+    # max_age_s may miss a listing made since, so it is no answer of today.
+    server = _gateway(sandbox, water={"max_age_s": 0.5, "sync_interval_s": 3600})
+    try:
+        client = GraphQLClient(server.url)
+        clean = dataset.examples["clean.plain"]
+        fresh = client.query(SUBJECT, {"uscc": clean})["data"]["subject"]
+        assert fresh["jointPunishment"]["status"] == "CLEAR"
+        time.sleep(1.0)
+        body = client.query(SUBJECT, {"uscc": clean})
+        old = body["data"]["subject"]
+        assert old["jointPunishment"] == {
+            "status": "INCOMPLETE",
+            "complete": False,
+            "missingSources": ["WATER"],
+        }
+        water = _states(old)["WATER"]
+        assert water["state"] == "STALE" and water["message"]
+        assert [e["extensions"] for e in body["errors"]] == [
+            {"code": "SOURCE_UNAVAILABLE", "department": "WATER"}
+        ]
+        # A listing the old snapshot holds still punishes, with the answer incomplete.
+        listed = client.query(SUBJECT, {"uscc": dataset.examples["water.blacklist_active"]})
+        assert listed["data"]["subject"]["jointPunishment"] == {
+            "status": "PUNISHED",
+            "complete": False,
+            "missingSources": ["WATER"],
+        }
+        health = client.query(SOURCES)["data"]["sources"]
+        assert _states({"sources": health})["WATER"]["state"] == "STALE"
+        assert "older than max_age_s" in _states({"sources": health})["WATER"]["message"]
+    finally:
+        server.stop()
+
+
+async def test_a_lookup_joining_another_requests_fetch_keeps_its_own_deadline(
+    make: MakeAdapter, servers: SandboxServers
+) -> None:
+    # contract §6: one deadline per request. A request that joins a fetch another,
+    # later request started must not wait on that request's longer budget.
+    adapter = await make("market", timeout_s=2.0, stale_ttl_s=0, cache_ttl_s=60)
+    servers.faults["market"].update({"hang": True})
+    loop = asyncio.get_running_loop()
+
+    async def lookup(started: float) -> tuple[float, SourceError | SubjectFacts]:
+        with request_budget(started):
+            result = (await adapter.lookup_subjects([COMPANY_A]))[COMPANY_A]
+        return loop.time(), result
+
+    fresh = asyncio.create_task(lookup(loop.time()))  # starts the fetch, budget 2 s
+    await asyncio.sleep(0.05)
+    began = loop.time()
+    ended, result = await lookup(began - 1.5)  # joins it with 0.5 s of its budget left
+    assert isinstance(result, SourceError) and result.kind is FailureKind.TIMEOUT
+    assert ended - began < 0.5 + 0.4
+    assert not fresh.done()  # the other request still waits on its own budget
+    later, other = await fresh
+    assert isinstance(other, SourceError) and later - began > 1.5

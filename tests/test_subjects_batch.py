@@ -81,3 +81,18 @@ def test_1000_codes_make_batched_upstream_calls(
         assert 1 <= tax.get(f"SOAP {operation}", 0) <= 20, tax
     # Water is answered from the gateway's own index: no per-subject calls.
     assert all(not path.startswith("GET /opendata") for path in faults.request_counts("water"))
+
+
+@pytest.mark.parametrize("role", ["partner", "bank", "regulator"])
+def test_a_citizen_id_sent_as_a_code_is_echoed_masked(
+    client: GraphQLClient, dataset: Dataset, role: str
+) -> None:
+    # A careless integrator puts the legal representative's ID in the code column: the
+    # item's `uscc` echoed it in full to a partner before.
+    person = dataset.examples["person.restricted"]
+    good = dataset.examples["clean.plain"]
+    body = client.query(BATCH, {"usccs": [person, good]}, key=KEYS[role], scan=True)
+    wrong, right = body["data"]["subjects"]
+    assert wrong["uscc"] == person[:6] + "*" * 8 + person[-4:]
+    assert wrong["error"]["code"] == "INVALID_USCC" and wrong["subject"] is None
+    assert right["uscc"] == good and right["subject"]["uscc"] == good
