@@ -44,6 +44,7 @@ PAGE_SIZE = 20
 MAX_PAGES = 500
 # courts.md: "default 50 requests/s per caller"; beyond it the courts answer 429.
 DEFAULT_MAX_RPS = 50.0
+DEFAULT_MAX_BURST = 4
 # A syntactically valid USCC (the example in courts.md) for the health probe.
 PROBE_CODE = "91610800MA703XY29Q"
 # courts.md: partyTypeName is a code despite its name.
@@ -73,6 +74,9 @@ class CourtsOptions:
     """Knobs of [sources.courts]: the documented rate the whole gateway keeps to."""
 
     max_rps: float = knob(DEFAULT_MAX_RPS, above=0, maximum=10_000)
+    # Calls that may leave at once: a subject's four (失信 and 限制消费, by USCC and by
+    # organisation code) go together; the sliding window still keeps max_rps in any second.
+    max_burst: int = knob(DEFAULT_MAX_BURST, minimum=1, maximum=100)
 
 
 class CourtsAdapter(Adapter):
@@ -87,7 +91,9 @@ class CourtsAdapter(Adapter):
     def __init__(self, deps: AdapterDeps) -> None:
         super().__init__(deps)
         options = read_options(CourtsOptions, deps.config.options)
-        self._http = SourceHttp(deps, Department.COURTS, max_rps=options.max_rps)
+        self._http = SourceHttp(
+            deps, Department.COURTS, max_rps=options.max_rps, burst=options.max_burst
+        )
 
     async def lookup_subjects(self, usccs: Sequence[str]) -> Mapping[str, SubjectResult]:
         """Facts per USCC, each found under both its USCC and its organisation code."""
@@ -143,7 +149,11 @@ class CourtsAdapter(Adapter):
 
     async def _search(self, card_nums: Sequence[str]) -> _Found:
         queries = [(path, card) for path in (SHIXIN_PATH, XGL_PATH) for card in card_nums]
-        answers = await gather_strict(*(self._all_items(path, card) for path, card in queries))
+        # The identity's first pages go out together, booked up front at the courts' pace:
+        # when the pace cannot send them all before the deadline, nothing is sent (and no
+        # call is spent on an answer that would come too late).
+        with self._http.booked(len(queries)):
+            answers = await gather_strict(*(self._all_items(path, card) for path, card in queries))
         shixin: dict[str, dict[str, object]] = {}
         xgl: dict[str, dict[str, object]] = {}
         for (path, _card), items in zip(queries, answers, strict=True):

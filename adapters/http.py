@@ -6,7 +6,9 @@ import asyncio
 import email.utils
 import logging
 import math
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +36,9 @@ _READ_CHUNK = 64 * 1024
 # inside it (pages, chunks, both operations) knows how much of the budget is left.
 _LOOKUP_DEADLINE: ContextVar[float | None] = ContextVar("lookup_deadline", default=None)
 _ATTEMPT_MARGIN_S = 0.02
+# Send times a lookup booked with its department's Pacer, taken by its calls in turn (the
+# list is shared by the tasks of the lookup's calls); calls beyond them take free slots.
+_BOOKED: ContextVar[list[float] | None] = ContextVar("booked_sends", default=None)
 
 # The knobs every adapter calling its department through SourceHttp reads.
 HTTP_OPTIONS: tuple[type, ...] = (RetryOptions, BreakerOptions)
@@ -162,33 +167,53 @@ def decode_json(body: bytes) -> object:
 
 
 class Pacer:
-    """Client-side token bucket: used where a department publishes a request-rate limit."""
+    """Client-side pace where a department publishes a request rate (the courts' 50/s).
 
-    def __init__(self, rate_per_s: float, burst: float = 1.0) -> None:
+    At most `rate_per_s` calls go out in any one-second window, up to `burst` at once: a
+    subject's four court calls leave together instead of 20 ms apart (GCRA with a burst
+    tolerance, plus a sliding window so bursts never add up past the published rate).
+    `book` reserves several send times up front, so a lookup the budget cannot serve
+    before its deadline is refused at once instead of spending calls that will time out.
+    """
+
+    def __init__(self, rate_per_s: float, burst: int = 1) -> None:
         if rate_per_s <= 0 or burst < 1:
             raise ValueError("a pace needs a positive rate and a burst of at least one request")
-        self._rate = rate_per_s
-        self._capacity = burst
-        self._tokens = burst
-        self._updated: float | None = None
-        # FIFO waiters; one that is cancelled while waiting has taken no token, so a
-        # timed-out batch leaves no phantom reservations behind for the next call.
-        self._lock = asyncio.Lock()
+        self._interval = 1.0 / rate_per_s
+        self._tolerance = (burst - 1) * self._interval
+        # Theoretical arrival time of the next call (GCRA); send times only ever increase.
+        self._tat = 0.0
+        # Send times promised within the last second: with the burst, GCRA alone would let
+        # rate + burst - 1 calls into one second; the window keeps it to the rate.
+        self._per_second = max(1, math.floor(rate_per_s))
+        self._sent: deque[float] = deque()
+
+    def book(self, count: int, latest: float) -> list[float] | None:
+        """Reserve `count` send times (loop time), or none when the last would be after `latest`."""
+        now = asyncio.get_running_loop().time()
+        tat, sent = self._tat, list(self._sent)
+        times: list[float] = []
+        for _ in range(count):
+            at = max(now, tat - self._tolerance)
+            recent = [t for t in sent if t > at - 1.0]
+            if len(recent) >= self._per_second:
+                at = max(at, recent[-self._per_second] + 1.0)
+            times.append(at)
+            sent.append(at)
+            tat = max(tat, at) + self._interval
+        if times and times[-1] > latest:
+            return None
+        self._tat = tat
+        self._sent = deque(t for t in sent if t > now - 1.0)
+        return times
 
     async def wait(self) -> None:
-        """Return when one more request may be sent."""
-        async with self._lock:
-            loop = asyncio.get_running_loop()
-            while True:
-                now = loop.time()
-                if self._updated is not None:
-                    elapsed = now - self._updated
-                    self._tokens = min(self._capacity, self._tokens + elapsed * self._rate)
-                self._updated = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
-                    return
-                await asyncio.sleep((1 - self._tokens) / self._rate)
+        """Return when one more request may be sent: at a booked time, else the next free one."""
+        booked = _BOOKED.get()
+        at = booked.pop(0) if booked else (self.book(1, math.inf) or [0.0])[0]
+        delay = at - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
 
 
 class SourceHttp:
@@ -200,7 +225,11 @@ class SourceHttp:
     """
 
     def __init__(
-        self, deps: AdapterDeps, department: Department, max_rps: float | None = None
+        self,
+        deps: AdapterDeps,
+        department: Department,
+        max_rps: float | None = None,
+        burst: int = 1,
     ) -> None:
         self.deps = deps
         self.department = department
@@ -209,7 +238,7 @@ class SourceHttp:
         # Shared by every attempt of every call of the adapter (retries and health probes
         # too), so neither a big batch nor a retry storm can flood the department.
         self._slots = asyncio.Semaphore(max(1, deps.config.max_concurrency))
-        self._pacer = Pacer(max_rps) if max_rps is not None else None
+        self._pacer = Pacer(max_rps, burst) if max_rps is not None else None
         self._retry = RetryPolicy.from_config(deps.config)
         self._breaker = CircuitBreaker.from_config(department, deps.config, deps.clock)
         self._pause = Pause(department)
@@ -302,6 +331,27 @@ class SourceHttp:
             headers={"Content-Type": "application/json; charset=utf-8"},
         )
         return decode_json(answer.body)
+
+    @contextmanager
+    def booked(self, calls: int) -> Iterator[None]:
+        """Around a lookup whose first `calls` calls must all fit its budget (courts)."""
+        if self._pacer is None:
+            yield
+            return
+        deadline = _LOOKUP_DEADLINE.get() or self.deadline()
+        # The last booked call must still leave time for a normal answer.
+        times = self._pacer.book(calls, deadline - self._retry.min_window_s)
+        if times is None:
+            raise SourceError(
+                self.department,
+                FailureKind.OVER_BUDGET,
+                f"{calls} calls cannot be sent within the request budget at the pace allowed",
+            )
+        token = _BOOKED.set(times)
+        try:
+            yield
+        finally:
+            _BOOKED.reset(token)
 
     def deadline(self) -> float:
         """Loop time by which a whole lookup must be answered (contract §6: timeout_s)."""

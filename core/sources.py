@@ -35,6 +35,9 @@ class FailureKind(enum.StrEnum):
     RATE_LIMITED = "RATE_LIMITED"  # 429 from the department
     BAD_PAYLOAD = "BAD_PAYLOAD"  # an answer we cannot trust (garbage, DTD, fhdm error …)
     NOT_SYNCED = "NOT_SYNCED"  # a file source with no snapshot yet
+    # The department's published rate cannot serve the lookup before its deadline: refused
+    # at once rather than spending calls that would time out (the courts' 50/s).
+    OVER_BUDGET = "OVER_BUDGET"
 
 
 # What a client is told about a department that did not answer: fixed texts of ours. A
@@ -46,6 +49,9 @@ PUBLIC_TEXT: dict[FailureKind, str] = {
     FailureKind.RATE_LIMITED: "the department asked for fewer requests",
     FailureKind.BAD_PAYLOAD: "the department's answer could not be read",
     FailureKind.NOT_SYNCED: "no snapshot of the department's files yet",
+    FailureKind.OVER_BUDGET: (
+        "not asked: the department's request rate is taken until after the timeout"
+    ),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,6 +18,7 @@ from aiohttp import web
 from adapters.base import SourceConfig
 from adapters.caching import CachingAdapter
 from adapters.courts import CourtsAdapter
+from adapters.http import Pacer
 from adapters.registry import build_adapter
 from core.clock import Clock
 from core.identity import org_code_of
@@ -317,3 +319,69 @@ async def test_envelope_code_other_than_200_is_an_error(
     async with courts_answering({"code": code, "message": "系统异常", "result": None}) as url:
         error = (await (await make(url=url)).lookup_subjects([CLEAN]))[CLEAN]
     assert isinstance(error, SourceError) and error.kind is kind
+
+
+async def test_a_subjects_four_calls_go_out_together(
+    make: MakeCourts, sandbox: SandboxServers
+) -> None:
+    # The pace was a bucket of one: a subject's four calls (失信 and 限制消费, by USCC and by
+    # organisation code) left 20 ms apart, and an isolated lookup took 3.8x its floor.
+    sandbox.faults["courts"].reset()  # the documented 50 requests/s per caller
+    adapter = await make(max_rps=None)
+    result = (await adapter.lookup_subjects([CLEAN]))[CLEAN]
+    assert isinstance(result, SubjectFacts)
+    sent = [at for at, _ in sandbox.faults["courts"].arrivals]
+    assert len(sent) == 4
+    assert max(sent) - min(sent) < 0.015, [round(t - min(sent), 4) for t in sent]
+
+
+async def test_bursts_never_take_the_calls_past_the_documented_rate(
+    make: MakeCourts, sandbox: SandboxServers
+) -> None:
+    courts = sandbox.faults["courts"]
+    courts.reset()  # 50 requests/s per caller, else 429
+    adapter = await make(timeout_s=10.0, max_rps=None, max_concurrency=64, retries=0)
+    codes = [uscc(f"MA7W{n:04d}") for n in range(30)]  # 120 calls, in bursts of 4
+    started = time.monotonic()
+    results = await adapter.lookup_subjects(codes)
+    # No 429 without retries to hide it, and the rate's time taken: 70 calls past the
+    # first second's 50.
+    assert all(isinstance(v, SubjectFacts) for v in results.values()), results
+    assert time.monotonic() - started >= 70 / 50 - 0.05
+
+
+async def test_the_pace_books_no_second_with_more_than_its_rate() -> None:
+    # The send times the pacer hands out, in any one-second window (not only whole
+    # seconds): bursts of 4 for each lookup, never more than 50 calls in a second.
+    pacer = Pacer(50, burst=4)
+    sent: list[float] = []
+    for _ in range(40):
+        sent += pacer.book(4, math.inf) or []
+    sent += [(pacer.book(1, math.inf) or [])[0] for _ in range(30)]
+    assert len(sent) == 190
+    busiest = max(sum(1 for t in sent if start <= t < start + 1.0) for start in sent)
+    assert busiest == 50
+    assert sent[3] - sent[0] < 1e-6  # the first lookup's four calls go together
+
+
+async def test_a_lookup_the_pace_cannot_serve_in_time_is_refused_without_calls(
+    make: MakeCourts, sandbox: SandboxServers
+) -> None:
+    # 64 concurrent lookups with 0.5 s each: at 50 calls/s only a few subjects' four calls
+    # can go out in time. Those get answers; the others are refused at once, and no call
+    # is spent on a lookup that would have timed out (2.4 complete answers/s under load).
+    sandbox.faults["courts"].reset()
+    adapter = await make(timeout_s=0.5, max_rps=None, max_concurrency=64, retries=0)
+    codes = [uscc(f"MA7B{n:04d}") for n in range(64)]
+    started = time.monotonic()
+    results = await adapter.lookup_subjects(codes)
+    elapsed = time.monotonic() - started
+    answered = [c for c, v in results.items() if isinstance(v, SubjectFacts)]
+    refused = [
+        c
+        for c, v in results.items()
+        if isinstance(v, SourceError) and v.kind is FailureKind.OVER_BUDGET
+    ]
+    assert answered and refused and len(answered) + len(refused) == len(codes)
+    assert len(sandbox.faults["courts"].arrivals) == 4 * len(answered)
+    assert elapsed < 0.5 + 1.0
