@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import httpx
 import pytest
 
 from gateway.demo import SAMPLE_LABELS
+from gateway.listener import claim_port
 from sandbox.generator import generate
 from tests.cli import ROOT, run_cli, write_config
 from tests.conftest import TODAY
@@ -169,3 +171,27 @@ def test_the_demo_audit_chain_is_keyed(demo: Demo) -> None:
     # contract §5: entries and the head are sealed; the key is the demo user's alone.
     assert key.stat().st_size == 32
     assert key.stat().st_mode & 0o077 == 0
+
+
+async def test_connections_on_the_claimed_port_do_not_wait_for_delayed_acks() -> None:
+    # asyncio turns Nagle's algorithm off only for connections accepted on a socket whose
+    # protocol is TCP; a socket made with protocol 0 left every kept-alive response of
+    # `serve` and `demo` waiting for the client's delayed ACK (about 40 ms).
+    loop = asyncio.get_running_loop()
+    accepted: asyncio.Future[int] = loop.create_future()
+
+    class Accepted(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            sock = transport.get_extra_info("socket")
+            accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    listener = claim_port("127.0.0.1", 0)
+    server = await loop.create_server(Accepted, sock=listener)
+    try:
+        _, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+        assert await asyncio.wait_for(accepted, 5) != 0
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
