@@ -31,7 +31,8 @@ DEFAULT_TTL_S = 60.0
 # of today: the loaders mark its department missing, so it never makes a subject CLEAR.
 DEFAULT_STALE_TTL_S = 3600.0
 # An answer takes about 1.5–3.5 KB (market the largest); the stores share their objects, so
-# the stale bound decides: about 70 MB per department when full.
+# the stale bound decides: about 70 MB per department when full. Kept per part (the loaders
+# ask each part alone), a subject's parts together take about what its whole answer took.
 DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_STALE_MAX_ENTRIES = 20_000
 # A department's state changes in seconds at the fastest (a breaker opens after several
@@ -83,7 +84,10 @@ class CacheSettings:
 
 
 class AnswerCache(Generic[F]):
-    """One per cached adapter and kind of key (USCCs, ID numbers); used by CachingAdapter.
+    """One per cached adapter and kind of key; used by CachingAdapter.
+
+    Keys are USCCs (one cache per set of a department's parts, so the facts kept always
+    cover exactly what was asked) or ID numbers.
 
     Three stores: answers younger than `ttl_s` are served as they are; a key being fetched
     is joined rather than fetched again (single flight); the last good answer of a key is

@@ -5,11 +5,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import aiohttp
 
 from core.clock import Clock
-from core.records import Department, PersonFacts, SearchPage, SubjectFacts
+from core.records import PARTS_OF, Department, Part, PersonFacts, SearchPage, SubjectFacts
 from core.sources import SourceError, SourceHealth
 
 
@@ -37,6 +38,10 @@ class AdapterDeps:
 
 SubjectResult = SubjectFacts | SourceError
 PersonResult = PersonFacts | SourceError
+# The parts a subject lookup asks for; None for everything the department holds.
+Parts: TypeAlias = frozenset[Part] | None
+# Merge order: departments' parts in the order their combined facts list them.
+_RANK = {part: rank for rank, part in enumerate(Part)}
 
 
 class Adapter(abc.ABC):
@@ -69,8 +74,14 @@ class Adapter(abc.ABC):
         """Called once when the gateway stops; background work ends here."""
 
     @abc.abstractmethod
-    async def lookup_subjects(self, usccs: Sequence[str]) -> Mapping[str, SubjectResult]:
-        """Facts on each code (valid, normalised USCCs); every code gets a value or an error."""
+    async def lookup_subjects(
+        self, usccs: Sequence[str], parts: Parts = None
+    ) -> Mapping[str, SubjectResult]:
+        """Facts on each code (valid, normalised USCCs); every code gets a value or an error.
+
+        `parts` names what is wanted (None: everything). An adapter that can split asks only
+        for those and says so in SubjectFacts.parts; one that cannot answers everything.
+        """
 
     async def lookup_persons(self, id_numbers: Sequence[str]) -> Mapping[str, PersonResult]:
         """Facts on each full ID number; asked only where holds_persons, else empty facts."""
@@ -84,3 +95,58 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     async def health(self) -> SourceHealth:
         """Current state of the source: a cheap live probe, or the file sync state."""
+
+
+def asked_parts(department: Department, parts: Parts) -> frozenset[Part]:
+    """The department's own parts a lookup asks for; used by the adapters that can split."""
+    own = PARTS_OF[department]
+    if parts is None:
+        return own
+    wanted = parts & own
+    if not wanted:
+        raise ValueError(f"no part of {department.value} asked")
+    return wanted
+
+
+def merge_parts(facts: Sequence[SubjectFacts]) -> SubjectFacts:
+    """One department's facts on one code from lookups of its parts, as one lookup of all gives.
+
+    Used by the loaders, which ask each part on its own. Facts already covered by a wider
+    answer (a department that cannot split answered everything) are left out.
+    """
+    ordered = sorted(facts, key=lambda f: min((_RANK[p] for p in f.parts), default=len(_RANK)))
+    kept: list[SubjectFacts] = []
+    covered: frozenset[Part] = frozenset()
+    for item in ordered:
+        if item.parts <= covered:
+            continue
+        if item.parts & covered:
+            # Two answers for one part could list its records twice.
+            raise ValueError("facts of overlapping parts")
+        kept.append(item)
+        covered |= item.parts
+    if not kept:
+        raise ValueError("no facts to merge")
+    first = kept[0]
+    if len(kept) == 1:
+        return first
+    if any(f.department is not first.department or f.uscc != first.uscc for f in kept):
+        raise ValueError("facts of different departments or codes")
+    return SubjectFacts(
+        department=first.department,
+        uscc=first.uscc,
+        # The oldest part is the honest "as of" of the whole.
+        as_of=min(f.as_of for f in kept),
+        known=any(f.known for f in kept),
+        stale=any(f.stale for f in kept),
+        refresh_failed=any(f.refresh_failed for f in kept),
+        # As the adapters do: the first part that names the subject (market: its register;
+        # tax: its ratings, then its cases).
+        name=next((f.name for f in kept if f.name), None),
+        registration=next((f.registration for f in kept if f.registration), None),
+        legal_rep=next((f.legal_rep for f in kept if f.legal_rep), None),
+        records=tuple(r for f in kept for r in f.records),
+        tax_ratings=tuple(r for f in kept for r in f.tax_ratings),
+        water_grade=next((f.water_grade for f in kept if f.water_grade), None),
+        parts=covered,
+    )

@@ -8,13 +8,19 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from adapters.answer_cache import AnswerCache, CacheSettings
-from adapters.base import Adapter, PersonResult, SubjectResult
-from core.records import PersonFacts, SearchPage, SubjectFacts
+from adapters.base import Adapter, Parts, PersonResult, SubjectResult, asked_parts
+from core.records import Part, PersonFacts, SearchPage, SubjectFacts
 from core.sources import SourceHealth
 
 
 class CachingAdapter(Adapter):
-    """A live adapter seen through its AnswerCaches: subjects by USCC, persons by ID number."""
+    """A live adapter seen through its AnswerCaches: subjects by USCC, persons by ID number.
+
+    Subjects are kept per set of parts asked: facts of fewer parts are never served where
+    more were asked. The loaders ask each part on its own, so in practice each part of a
+    subject is kept (and refreshed, and stands in when stale) by itself, and a full lookup
+    reuses a registration-only one exactly for the parts still fresh.
+    """
 
     def __init__(self, inner: Adapter) -> None:
         super().__init__(inner.deps)
@@ -25,7 +31,8 @@ class CachingAdapter(Adapter):
         self.holds_persons = inner.holds_persons
         settings = CacheSettings.from_config(inner.deps.config)
         timeout_s = inner.deps.config.timeout_s
-        self._subjects = AnswerCache[SubjectFacts](inner.department, settings, timeout_s)
+        self._settings = settings
+        self._subjects: dict[frozenset[Part], AnswerCache[SubjectFacts]] = {}
         self._persons = AnswerCache[PersonFacts](inner.department, settings, timeout_s)
         self._health = SharedProbe(inner.health, settings.health_ttl_s)
 
@@ -35,13 +42,28 @@ class CachingAdapter(Adapter):
 
     async def close(self) -> None:
         """Abandons fetches in flight, then closes the wrapped adapter."""
-        self._subjects.close()
+        for cache in self._subjects.values():
+            cache.close()
         self._persons.close()
         await self.inner.close()
 
-    async def lookup_subjects(self, usccs: Sequence[str]) -> Mapping[str, SubjectResult]:
+    async def lookup_subjects(
+        self, usccs: Sequence[str], parts: Parts = None
+    ) -> Mapping[str, SubjectResult]:
         """Facts per USCC, asked of the department only for codes not cached or in flight."""
-        return await self._subjects.lookup(usccs, self.inner.lookup_subjects)
+        wanted = asked_parts(self.department, parts)
+        cache = self._subjects.get(wanted)
+        if cache is None:
+            # At most one store per set of the department's parts (16 for market's four).
+            cache = AnswerCache[SubjectFacts](
+                self.department, self._settings, self.deps.config.timeout_s
+            )
+            self._subjects[wanted] = cache
+
+        async def fetch(codes: list[str]) -> Mapping[str, SubjectResult]:
+            return await self.inner.lookup_subjects(codes, wanted)
+
+        return await cache.lookup(usccs, fetch)
 
     async def lookup_persons(self, id_numbers: Sequence[str]) -> Mapping[str, PersonResult]:
         """Facts per ID number, cached like subjects."""

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from adapters.base import Adapter, AdapterDeps, PersonResult, SubjectResult
+from adapters.base import Adapter, AdapterDeps, Parts, PersonResult, SubjectResult
 from adapters.dates import parse_chinese, parse_compact, parse_iso
 from adapters.http import (
     HTTP_OPTIONS,
@@ -95,8 +95,11 @@ class CourtsAdapter(Adapter):
             deps, Department.COURTS, max_rps=options.max_rps, burst=options.max_burst
         )
 
-    async def lookup_subjects(self, usccs: Sequence[str]) -> Mapping[str, SubjectResult]:
+    async def lookup_subjects(
+        self, usccs: Sequence[str], parts: Parts = None
+    ) -> Mapping[str, SubjectResult]:
         """Facts per USCC, each found under both its USCC and its organisation code."""
+        # The courts cannot be split (one part): every lookup answers all they hold.
         codes = list(dict.fromkeys(usccs))
         deadline = self._http.deadline()
         results = await asyncio.gather(

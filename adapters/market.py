@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from urllib.parse import quote
 
-from adapters.base import Adapter, AdapterDeps, PersonResult, SubjectResult
+from adapters.base import Adapter, AdapterDeps, Parts, PersonResult, SubjectResult, asked_parts
 from adapters.dates import parse_iso
 from adapters.http import (
     HTTP_OPTIONS,
@@ -27,6 +27,7 @@ from adapters.http import (
 from core.records import (
     CreditRecord,
     Department,
+    Part,
     PersonFacts,
     PersonIdentity,
     Position,
@@ -48,6 +49,13 @@ BATCH_SIZE = 100
 # market.md: entities/search takes pageSize ≤ 50.
 SEARCH_PAGE_MAX = 50
 PROBE_CODE = "91610800MA703XY29Q"
+# One batch endpoint per part, with the key of its list (None: the register itself).
+ENDPOINTS: dict[Part, tuple[str, str | None]] = {
+    Part.MARKET_ENTITIES: (ENTITIES_PATH, None),
+    Part.MARKET_ABNORMAL: (ABNORMAL_PATH, "busExcList"),
+    Part.MARKET_ILLEGAL: (ILLEGAL_PATH, "serILLList"),
+    Part.MARKET_PENALTIES: (PENALTIES_PATH, "penaltyList"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +79,17 @@ class MarketAdapter(Adapter):
         super().__init__(deps)
         self._http = SourceHttp(deps, Department.MARKET)
 
-    async def lookup_subjects(self, usccs: Sequence[str]) -> Mapping[str, SubjectResult]:
-        """Facts per USCC: registration and the three lists, four calls per 100 codes."""
-        return await self._http.in_chunks(usccs, BATCH_SIZE, self._chunk)
+    async def lookup_subjects(
+        self, usccs: Sequence[str], parts: Parts = None
+    ) -> Mapping[str, SubjectResult]:
+        """Facts per USCC: registration and the three lists asked for, one call each per 100."""
+        asked = asked_parts(self.department, parts)
+        wanted = [part for part in ENDPOINTS if part in asked]
+
+        async def chunk(codes: list[str]) -> dict[str, SubjectResult]:
+            return await self._chunk(codes, wanted)
+
+        return await self._http.in_chunks(usccs, BATCH_SIZE, chunk)
 
     async def lookup_persons(self, id_numbers: Sequence[str]) -> Mapping[str, PersonResult]:
         """A person's positions (人员任职), one GET per full ID number."""
@@ -106,18 +122,14 @@ class MarketAdapter(Adapter):
         """One registration query of a valid code."""
         return await self._http.probe(self._batch(ENTITIES_PATH, None, [PROBE_CODE]))
 
-    async def _chunk(self, codes: list[str]) -> dict[str, SubjectResult]:
-        entities, abnormal, illegal, penalties = await gather_strict(
-            self._batch(ENTITIES_PATH, None, codes),
-            self._batch(ABNORMAL_PATH, "busExcList", codes),
-            self._batch(ILLEGAL_PATH, "serILLList", codes),
-            self._batch(PENALTIES_PATH, "penaltyList", codes),
-        )
+    async def _chunk(self, codes: list[str], parts: list[Part]) -> dict[str, SubjectResult]:
+        answers = await gather_strict(*(self._batch(*ENDPOINTS[part], codes) for part in parts))
+        batches = dict(zip(parts, answers, strict=True))
         now = self.deps.clock.now()
         results: dict[str, SubjectResult] = {}
         for code in codes:
             try:
-                results[code] = _facts(code, now, entities, abnormal, illegal, penalties)
+                results[code] = _facts(code, now, batches)
             except PayloadError as exc:
                 # One malformed entry costs its own code, not the other 99 of the chunk.
                 results[code] = SourceError(Department.MARKET, FailureKind.BAD_PAYLOAD, str(exc))
@@ -180,25 +192,19 @@ def _short(text: str) -> str:
     return printable.strip()[:60]
 
 
-def _facts(
-    code: str,
-    now: datetime,
-    entities: _Batch,
-    abnormal: _Batch,
-    illegal: _Batch,
-    penalties: _Batch,
-) -> SubjectFacts:
-    """One code's facts from the four answers of its chunk."""
-    for batch in (entities, abnormal, illegal, penalties):
+def _facts(code: str, now: datetime, batches: Mapping[Part, _Batch]) -> SubjectFacts:
+    """One code's facts from the answers of its chunk, one per part asked."""
+    for batch in batches.values():
         # Every requested code is either answered or listed in notFound; a code the answer
         # simply leaves out could read as "nothing on record", which it is not.
         if code not in batch.items and code not in batch.not_found:
             raise PayloadError("the answer left out a requested code")
-    entity = entities.items.get(code)
+    entities = batches.get(Part.MARKET_ENTITIES)
+    entity = entities.items.get(code) if entities is not None else None
     records = (
-        _list_records(abnormal, code, "busExcList", _abnormal)
-        + _list_records(illegal, code, "serILLList", _illegal)
-        + _list_records(penalties, code, "penaltyList", _penalty)
+        _list_records(batches.get(Part.MARKET_ABNORMAL), code, "busExcList", _abnormal)
+        + _list_records(batches.get(Part.MARKET_ILLEGAL), code, "serILLList", _illegal)
+        + _list_records(batches.get(Part.MARKET_PENALTIES), code, "penaltyList", _penalty)
     )
     registration = _registration(entity) if entity is not None else None
     legal_rep = _legal_rep(entity) if entity is not None else None
@@ -212,15 +218,19 @@ def _facts(
         registration=registration,
         legal_rep=legal_rep,
         records=tuple(records),
+        # The lists not asked are not "no entries": the facts say what they cover.
+        parts=frozenset(batches),
     )
 
 
 def _list_records(
-    batch: _Batch,
+    batch: _Batch | None,
     code: str,
     list_key: str,
     build: Callable[[dict[str, object]], CreditRecord],
 ) -> list[CreditRecord]:
+    if batch is None:
+        return []
     item = batch.items.get(code)
     if item is None:
         return []

@@ -12,11 +12,11 @@ from xml.sax.saxutils import escape
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
-from adapters.base import Adapter, AdapterDeps, SubjectResult
+from adapters.base import Adapter, AdapterDeps, Parts, SubjectResult, asked_parts
 from adapters.dates import parse_iso
 from adapters.http import HTTP_OPTIONS, HttpAnswer, PayloadError, SourceHttp, gather_strict
 from core.masking import mask_given_id
-from core.records import CreditRecord, Department, RecordKind, SubjectFacts, TaxRating
+from core.records import CreditRecord, Department, Part, RecordKind, SubjectFacts, TaxRating
 from core.sources import FailureKind, SourceError, SourceHealth
 
 SERVICE_PATH = "/services/TaxCreditService"
@@ -30,6 +30,8 @@ BATCH_SIZE = 50
 BUSY_FHDM = "2001"
 GRADES = frozenset({"A", "B", "M", "C", "D"})
 PROBE_CODE = "91610800MA703XY29Q"
+# One operation per part.
+OPERATIONS: dict[Part, str] = {Part.TAX_GRADES: RATINGS_OP, Part.TAX_VIOLATIONS: CASES_OP}
 _DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _SHORT_CODE = re.compile(r"[0-9A-Za-z]{1,10}")
 # WHATWG Encoding: the labels gbk and gb2312 are decoded by the GB18030 decoder, which
@@ -48,20 +50,30 @@ class TaxAdapter(Adapter):
         super().__init__(deps)
         self._http = SourceHttp(deps, Department.TAX)
 
-    async def lookup_subjects(self, usccs: Sequence[str]) -> Mapping[str, SubjectResult]:
-        """Facts per USCC: both operations for every 50 codes."""
-        return await self._http.in_chunks(usccs, BATCH_SIZE, self._chunk)
+    async def lookup_subjects(
+        self, usccs: Sequence[str], parts: Parts = None
+    ) -> Mapping[str, SubjectResult]:
+        """Facts per USCC: the operations asked for (both by default), one call each per 50."""
+        asked = asked_parts(self.department, parts)
+        wanted = [part for part in OPERATIONS if part in asked]
+
+        async def chunk(codes: list[str]) -> dict[str, SubjectResult]:
+            return await self._chunk(codes, wanted)
+
+        return await self._http.in_chunks(usccs, BATCH_SIZE, chunk)
 
     async def health(self) -> SourceHealth:
         """One rating query of a valid code."""
         return await self._http.probe(self._call(RATINGS_OP, [PROBE_CODE]))
 
-    async def _chunk(self, codes: list[str]) -> dict[str, SubjectResult]:
-        """Facts on at most 50 codes: both operations, concurrently."""
-        # Both operations or neither: ratings without the cases could read as clean.
-        ratings_list, cases_list = await gather_strict(
-            self._call(RATINGS_OP, codes), self._call(CASES_OP, codes)
-        )
+    async def _chunk(self, codes: list[str], parts: list[Part]) -> dict[str, SubjectResult]:
+        """Facts on at most 50 codes: the operations asked for, concurrently."""
+        # All operations asked or none: ratings without the cases could read as clean. The
+        # facts name the parts they cover, so ratings asked alone never read as "no case".
+        answers = await gather_strict(*(self._call(OPERATIONS[part], codes) for part in parts))
+        lists = dict(zip(parts, answers, strict=True))
+        ratings_list = lists.get(Part.TAX_GRADES)
+        cases_list = lists.get(Part.TAX_VIOLATIONS)
         now = self.deps.clock.now()
         wanted = set(codes)
         bad: dict[str, SourceError] = {}
@@ -81,8 +93,9 @@ class TaxAdapter(Adapter):
                     cases.setdefault(code, []).append(_case(item))
                 except PayloadError as exc:
                     bad[code] = _bad(exc)
+        covered = frozenset(parts)
         # One malformed entry costs its own code, not the other 49 of the chunk.
-        return {code: bad.get(code) or _facts(code, now, ratings, cases) for code in codes}
+        return {code: bad.get(code) or _facts(code, now, ratings, cases, covered) for code in codes}
 
     async def _call(self, operation: str, codes: list[str]) -> Element | None:
         """The operation's list element (nsxyList / ajList), None when the answer has none."""
@@ -250,8 +263,9 @@ def _facts(
     now: datetime,
     ratings: Mapping[str, list[tuple[TaxRating, str | None]]],
     cases: Mapping[str, list[tuple[CreditRecord, str | None]]],
+    parts: frozenset[Part],
 ) -> SubjectFacts:
-    """One code's facts from the two answers of its chunk."""
+    """One code's facts from the answers of its chunk, one per part asked."""
     own_ratings = ratings.get(code, [])
     own_cases = cases.get(code, [])
     names = [name for _, name in own_ratings + own_cases if name]
@@ -266,6 +280,7 @@ def _facts(
         name=names[0] if names else None,
         records=tuple(record for record, _ in own_cases),
         tax_ratings=tuple(ordered),
+        parts=parts,
     )
 
 

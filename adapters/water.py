@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
-from adapters.base import Adapter, AdapterDeps, SubjectResult
+from adapters.base import Adapter, AdapterDeps, Parts, SubjectResult
 from adapters.dates import parse_slash
 from adapters.http import PayloadError, fetch, gather_strict
 from adapters.options import knob, read_options
@@ -136,8 +136,11 @@ class WaterAdapter(Adapter):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def lookup_subjects(self, usccs: Sequence[str]) -> Mapping[str, SubjectResult]:
+    async def lookup_subjects(
+        self, usccs: Sequence[str], parts: Parts = None
+    ) -> Mapping[str, SubjectResult]:
         """Facts per USCC from the snapshot; NOT_SYNCED for every code while there is none."""
+        # One part: whatever is asked, the index answers everything it holds on a code.
         snapshot = self._snapshot
         if snapshot is None:
             error = SourceError(

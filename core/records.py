@@ -17,6 +17,39 @@ class Department(enum.StrEnum):
     WATER = "WATER"
 
 
+class Part(enum.StrEnum):
+    """A piece of what a department holds that a lookup can ask for alone (one upstream call).
+
+    Courts and water cannot be split: one part each, everything they hold on a code. Declared
+    in department order, and within a department in the order its facts list them.
+    """
+
+    COURTS = "COURTS"
+    MARKET_ENTITIES = "MARKET_ENTITIES"  # 登记基本信息: name, registration, legal representative
+    MARKET_ABNORMAL = "MARKET_ABNORMAL"  # 经营异常名录
+    MARKET_ILLEGAL = "MARKET_ILLEGAL"  # 严重违法失信名单
+    MARKET_PENALTIES = "MARKET_PENALTIES"  # 行政处罚 (双公示)
+    TAX_GRADES = "TAX_GRADES"  # queryNsxy: 纳税信用等级
+    TAX_VIOLATIONS = "TAX_VIOLATIONS"  # queryZdsswf: 重大税收违法失信主体
+    WATER = "WATER"
+
+
+DEPARTMENT_OF_PART: dict[Part, Department] = {
+    Part.COURTS: Department.COURTS,
+    Part.MARKET_ENTITIES: Department.MARKET,
+    Part.MARKET_ABNORMAL: Department.MARKET,
+    Part.MARKET_ILLEGAL: Department.MARKET,
+    Part.MARKET_PENALTIES: Department.MARKET,
+    Part.TAX_GRADES: Department.TAX,
+    Part.TAX_VIOLATIONS: Department.TAX,
+    Part.WATER: Department.WATER,
+}
+PARTS_OF: dict[Department, frozenset[Part]] = {
+    d: frozenset(p for p, of in DEPARTMENT_OF_PART.items() if of is d) for d in Department
+}
+ALL_PARTS: frozenset[Part] = frozenset(Part)
+
+
 class RecordKind(enum.StrEnum):
     """Kinds of credit record, named as in the contract."""
 
@@ -141,6 +174,10 @@ class SubjectFacts:
     records: tuple[CreditRecord, ...] = ()
     tax_ratings: tuple[TaxRating, ...] = ()
     water_grade: WaterGrade | None = None
+    # The parts these facts cover. A lookup of fewer parts says which, so that a part not
+    # asked is never read as "nothing on record"; a department that cannot split answers
+    # everything it holds and keeps the default.
+    parts: frozenset[Part] = ALL_PARTS
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Per-request DataLoaders: one per department, so a query's codes become batched calls."""
+"""Per-request DataLoaders: one per part a department is asked for, so codes become batches."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from adapters.base import Adapter
+from adapters.base import Adapter, SubjectResult, merge_parts
 from adapters.deadline import request_budget
-from core.records import Department, PersonFacts, SubjectFacts
-from core.sources import SourceError
+from core.records import DEPARTMENT_OF_PART, PARTS_OF, Department, Part, PersonFacts, SubjectFacts
+from core.sources import FailureKind, SourceError
 from resolvers.answers import Answer
+from resolvers.plan import FULL, Plan
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", SubjectFacts, PersonFacts)
@@ -27,8 +28,13 @@ class Loaders:
         # contract §6: one budget per request. Every round of department calls this request
         # makes (a person, then their subjects) ends by this start plus timeout_s.
         self.started = asyncio.get_running_loop().time()
-        self._subjects: dict[Department, DataLoader[str, Answer[SubjectFacts]]] = {
-            a.department: DataLoader(self._batch(a.department, a.lookup_subjects)) for a in adapters
+        # One loader per part (market's register and each of its lists, tax's two operations,
+        # the courts, water): a query's codes become one batched call per part asked, and a
+        # part two fields (or a later round) need for the same code is asked once.
+        self._parts: dict[Part, DataLoader[str, Answer[SubjectFacts]]] = {
+            part: DataLoader(self._part_batch(a, part))
+            for a in adapters
+            for part in PARTS_OF[a.department]
         }
         # Only departments keeping anything by citizen ID are asked about a person.
         self._persons: dict[Department, DataLoader[str, Answer[PersonFacts]]] = {
@@ -38,13 +44,26 @@ class Loaders:
         }
         self.failures: dict[Department, SourceError] = {}
 
-    async def subject(self, uscc: str) -> dict[Department, Answer[SubjectFacts]]:
-        """Every department's answer on one subject."""
-        return (await self.subjects([uscc]))[0]
+    async def subject(self, uscc: str, plan: Plan = FULL) -> dict[Department, Answer[SubjectFacts]]:
+        """The answer of each department the plan asks, on one subject."""
+        return (await self.subjects([uscc], plan))[0]
 
-    async def subjects(self, usccs: Sequence[str]) -> list[dict[Department, Answer[SubjectFacts]]]:
-        """Every department's answers on many subjects, batched per department."""
-        return await self._gather(self._subjects, usccs)
+    async def subjects(
+        self, usccs: Sequence[str], plan: Plan = FULL
+    ) -> list[dict[Department, Answer[SubjectFacts]]]:
+        """The answers of each department the plan asks, on many subjects, batched per part."""
+        parts = [p for p in Part if p in plan.parts and p in self._parts]
+        per_part = await asyncio.gather(*(self._parts[p].load_many(list(usccs)) for p in parts))
+        for answers in per_part:
+            for answer in answers:
+                self._note(answer)
+        results = []
+        for i in range(len(usccs)):
+            by_department: dict[Department, list[Answer[SubjectFacts]]] = {}
+            for part, answers in zip(parts, per_part, strict=True):
+                by_department.setdefault(DEPARTMENT_OF_PART[part], []).append(answers[i])
+            results.append({d: _joined(d, a) for d, a in by_department.items()})
+        return results
 
     def person(self, id_number: str) -> dict[Department, Awaitable[Answer[PersonFacts]]]:
         """Each department's answer on one person, to be awaited one by one as they come."""
@@ -59,21 +78,6 @@ class Loaders:
         # The request's SOURCE_UNAVAILABLE errors name every department that failed once.
         if not answer.answered and answer.error is not None:
             self.failures.setdefault(answer.department, answer.error)
-
-    async def _gather(
-        self, loaders: Mapping[Department, DataLoader[str, Answer[F]]], keys: Sequence[str]
-    ) -> list[dict[Department, Answer[F]]]:
-        departments = list(loaders)
-        per_department = await asyncio.gather(
-            *(loaders[d].load_many(list(keys)) for d in departments)
-        )
-        for answers in per_department:
-            for answer in answers:
-                self._note(answer)
-        return [
-            {d: answers[i] for d, answers in zip(departments, per_department, strict=True)}
-            for i in range(len(keys))
-        ]
 
     def budget(self) -> AbstractContextManager[None]:
         """Around a department call of this request made outside the loaders (a name search)."""
@@ -96,3 +100,41 @@ class Loaders:
             return [Answer.of(department, results.get(key)) for key in keys]
 
         return load
+
+    def _part_batch(
+        self, adapter: Adapter, part: Part
+    ) -> Callable[[list[str]], Awaitable[list[Answer[SubjectFacts]]]]:
+        wanted = frozenset({part})
+
+        async def lookup(keys: Sequence[str]) -> Mapping[str, SubjectResult]:
+            results = await adapter.lookup_subjects(keys, wanted)
+            return {key: _holding(part, key, result) for key, result in results.items()}
+
+        return self._batch(adapter.department, lookup)
+
+
+def _holding(part: Part, key: str, result: SubjectResult) -> SubjectResult:
+    """An adapter's result for a part, kept only when its facts hold that part."""
+    if isinstance(result, SubjectFacts) and part not in result.parts:
+        # Facts without the part asked would read as "nothing on record": an adapter bug,
+        # counted like any adapter failure (the department has not answered).
+        log.error("adapter %s answered %s without part %s", result.department.value, key, part)
+        return SourceError(
+            result.department, FailureKind.UNAVAILABLE, "the answer lacks the part asked"
+        )
+    return result
+
+
+def _joined(department: Department, answers: list[Answer[SubjectFacts]]) -> Answer[SubjectFacts]:
+    """One department's answer on a subject from the answers of its parts."""
+    if len(answers) == 1:
+        return answers[0]
+    failed = next((a for a in answers if a.facts is None), None)
+    if failed is not None:
+        # A part without an answer fails the department whole, as its one combined lookup
+        # did: part of its facts could pass for all of them.
+        return failed
+    facts = [a.facts for a in answers if a.facts is not None]
+    # A part served from its last good answer keeps the department missing (STALE).
+    error = next((a.error for a in answers if a.error is not None), None)
+    return Answer(department, facts=merge_parts(facts), error=error)

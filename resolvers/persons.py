@@ -11,6 +11,7 @@ from core.records import Department, PersonFacts
 from resolvers.answers import Answer
 from resolvers.loaders import Loaders
 from resolvers.person_view import PersonView
+from resolvers.plan import FULL
 from resolvers.subject_view import SubjectView
 
 _Found = tuple[Department, Answer[PersonFacts], dict[str, SubjectView]]
@@ -43,9 +44,11 @@ async def _with_subjects(
             # A code the register itself got wrong names no subject we can look up.
             continue
     unique = list(dict.fromkeys(codes.values()))
-    # One batched round for all the person's subjects, like the `subjects` query.
+    # One batched round for all the person's subjects, like the `subjects` query. Every
+    # department is asked: derived records and the person's status rest on their records.
+    answers = await loaders.subjects(unique, FULL)
     views = {
         code: SubjectView(code, subject_answers, today)
-        for code, subject_answers in zip(unique, await loaders.subjects(unique), strict=True)
+        for code, subject_answers in zip(unique, answers, strict=True)
     }
     return department, answer, {raw: views[code] for raw, code in codes.items()}

@@ -14,6 +14,7 @@ from core.identity import InvalidIdentity, normalize_uscc
 from core.masking import mask_ids
 from core.sources import SourceError
 from resolvers.loaders import Loaders
+from resolvers.plan import FULL, Plan, knowing
 from resolvers.subject_view import SubjectView
 
 
@@ -51,15 +52,43 @@ def parse_uscc(raw: str) -> str:
         raise GatewayError(exc.code, str(exc)) from None
 
 
-async def find_subject(loaders: Loaders, today: date, raw: str) -> SubjectView | None:
+async def find_subject(
+    loaders: Loaders, today: date, raw: str, plan: Plan = FULL
+) -> SubjectView | None:
     """The subject for one code; None when no department that answered knows it."""
     uscc = parse_uscc(raw)
-    view = SubjectView(uscc, await loaders.subject(uscc), today)
+    (view,) = await views_of(loaders, today, [uscc], knowing(plan))
     return view if view.known else None
 
 
+async def views_of(
+    loaders: Loaders,
+    today: date,
+    usccs: Sequence[str],
+    plan: Plan,
+    hints: Sequence[str | None] | None = None,
+    need_known: bool = True,
+) -> list[SubjectView]:
+    """Views of the codes asked on the plan; the others are asked where it cannot settle them."""
+    names = hints if hints is not None else [None] * len(usccs)
+    answers = await loaders.subjects(usccs, plan)
+    views = [
+        SubjectView(code, answer, today, name_hint=hint)
+        for code, answer, hint in zip(usccs, answers, names, strict=True)
+    ]
+    # contract §1: null (NOT_FOUND) only when no department knows the code, and the name is
+    # any department's when the register has none: then everyone is asked. The loaders
+    # keep what was asked already, so this round asks only the parts not yet asked.
+    unsettled = [i for i, view in enumerate(views) if not view.settled(plan, need_known)]
+    if unsettled:
+        more = await loaders.subjects([usccs[i] for i in unsettled], FULL)
+        for i, answer in zip(unsettled, more, strict=True):
+            views[i] = SubjectView(usccs[i], answer, today, name_hint=names[i])
+    return views
+
+
 async def find_subjects(
-    loaders: Loaders, today: date, raws: Sequence[str], max_batch: int
+    loaders: Loaders, today: date, raws: Sequence[str], max_batch: int, plan: Plan = FULL
 ) -> list[Lookup]:
     """Many subjects in input order; one bad code is that item's error, not the batch's."""
     if len(raws) > max_batch:
@@ -71,13 +100,13 @@ async def find_subjects(
         except InvalidIdentity as exc:
             parsed.append(exc)
     unique = list(dict.fromkeys(p for p in parsed if isinstance(p, str)))
-    answers = dict(zip(unique, await loaders.subjects(unique), strict=True))
+    views = dict(zip(unique, await views_of(loaders, today, unique, knowing(plan)), strict=True))
     lookups = []
     for raw, item in zip(raws, parsed, strict=True):
         if isinstance(item, InvalidIdentity):
             lookups.append(Lookup(echoed(raw), error_code=item.code, error_message=str(item)))
         else:
-            lookups.append(_lookup(SubjectView(item, answers[item], today)))
+            lookups.append(_lookup(views[item]))
     return lookups
 
 
@@ -99,6 +128,7 @@ async def search_subjects(
     first: int,
     after: str | None,
     page_max: int,
+    plan: Plan = FULL,
 ) -> SearchResult:
     """Subjects whose registered name contains the text, stitched like any other subject."""
     text = name.strip()
@@ -119,11 +149,11 @@ async def search_subjects(
             department=exc.department.value,
         ) from None
     hits = list(page.hits)[:first]
-    answers = await loaders.subjects([h.uscc for h in hits])
-    edges = []
-    for index, (hit, answer) in enumerate(zip(hits, answers, strict=True)):
-        view = SubjectView(hit.uscc, answer, today, name_hint=hit.name)
-        edges.append((encode_cursor(offset + index), view))
+    # Every hit is shown (the register found it), so only the fields' needs are asked.
+    views = await views_of(
+        loaders, today, [h.uscc for h in hits], plan, [h.name for h in hits], need_known=False
+    )
+    edges = [(encode_cursor(offset + index), view) for index, view in enumerate(views)]
     return SearchResult(page.total, edges, offset + len(hits) < page.total)
 
 

@@ -19,7 +19,7 @@ from schema.page import PageInfo
 from schema.permissions import context, require_not_public, require_regulator
 from schema.person import Person
 from schema.personal_access import AuditedPersonQuery
-from schema.subject import Subject
+from schema.subject import Subject, plan_of
 from schema.types import SourceStatus
 
 # The most audit entries one auditLog page returns.
@@ -60,7 +60,7 @@ class Query:
     )
     async def subject(self, info: strawberry.Info, uscc: str) -> Subject | None:
         ctx = context(info)
-        view = await find_subject(ctx.loaders, ctx.today, uscc)
+        view = await find_subject(ctx.loaders, ctx.today, uscc, plan_of(info))
         return Subject(view=view) if view else None
 
     @strawberry.field(
@@ -70,7 +70,9 @@ class Query:
     async def subjects(self, info: strawberry.Info, usccs: list[str]) -> list[SubjectLookup]:
         require_not_public(info, "subjects")
         ctx = context(info)
-        lookups = await find_subjects(ctx.loaders, ctx.today, usccs, ctx.services.max_batch)
+        lookups = await find_subjects(
+            ctx.loaders, ctx.today, usccs, ctx.services.max_batch, plan_of(info, "subject")
+        )
         return [
             SubjectLookup(
                 uscc=item.uscc,
@@ -101,6 +103,7 @@ class Query:
             20 if first is None else first,
             after or None,
             ctx.services.search_page_max,
+            plan_of(info, "edges", "node"),
         )
         edges = [SubjectEdge(cursor=c, node=Subject(view=v)) for c, v in result.edges]
         return SubjectConnection(

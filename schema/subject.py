@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+
 import strawberry
+from strawberry.types.nodes import SelectedField, Selection
 
 from core.masking import mask_id_number
 from resolvers.determination import determine, supervise
+from resolvers.plan import FULL, NAME, NOTHING, REGISTER, TAX_GRADES, WATER, Plan
 from resolvers.regions import region_name
 from resolvers.subject_view import SubjectView
 from schema.determination import JointPunishment, Supervision
@@ -20,6 +24,51 @@ from schema.types import (
     TaxCredit,
     WaterCredit,
 )
+
+# What each Subject field reads of the departments (docs/operations.md, "What a query asks
+# the departments"); the one place saying so. A field missing here asks everything.
+FIELD_PLANS: Mapping[str, Plan] = {
+    "__typename": NOTHING,
+    "uscc": NOTHING,
+    "region": NOTHING,  # from the code itself (characters 3–8)
+    "name": NAME,
+    "registration": REGISTER,
+    "legalRepresentative": REGISTER,
+    "taxCredit": TAX_GRADES,
+    "waterCredit": WATER,
+    # The determination, and what it is shown beside, rest on every department; `sources`
+    # lists what each of the four answered for the subject.
+    "records": FULL,
+    "jointPunishment": FULL,
+    "supervision": FULL,
+    "sources": FULL,
+}
+
+
+def plan_of(info: strawberry.Info, *path: str) -> Plan:
+    """The plan of a root field: the Subject fields selected at `path` below it, merged."""
+    # info.selected_fields holds the root field's own nodes (one per repetition of it, all
+    # merged by GraphQL); fragments and inline fragments are walked, aliases ignored: a
+    # field asks the same whatever it is called.
+    return _plan_below(info.selected_fields, (info.field_name, *path))
+
+
+def _plan_below(selections: Iterable[Selection], path: Sequence[str]) -> Plan:
+    if not path:
+        return Plan.union(FIELD_PLANS.get(f.name, FULL) for f in _fields(selections))
+    head, rest = path[0], path[1:]
+    return Plan.union(
+        _plan_below(f.selections, rest) for f in _fields(selections) if f.name == head
+    )
+
+
+def _fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
+    # @skip and @include are not evaluated: a field they leave out costs calls, never data.
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            yield selection
+        else:
+            yield from _fields(selection.selections)
 
 
 @strawberry.type(description="市场主体 / One market subject stitched from every department.")

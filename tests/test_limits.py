@@ -299,8 +299,11 @@ def test_requests_beyond_max_in_flight_are_shed(
     faults.set_faults("tax", hang=True)
     faults.reset_counts()
     with ThreadPoolExecutor(max_workers=1) as pool:
+        # taxCredit: a subject query asks tax only when it reads something of tax's.
         held = pool.submit(
-            client.query, "query($u: String!) { subject(uscc: $u) { name } }", {"u": uscc}
+            client.query,
+            "query($u: String!) { subject(uscc: $u) { name taxCredit { grade } } }",
+            {"u": uscc},
         )
         # The held request is inside the gateway once its tax call reached the department.
         _wait_until(lambda: faults.request_counts("tax"))
