@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint types layers schema soak clean
+.PHONY: demo test check lint types layers schema soak bench bench-anchor clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit("credit-gateway needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -40,6 +40,16 @@ schema: $(STAMP)
 # Not in CI: the gateway under mixed load and department faults; MINUTES=10 by default.
 soak: $(STAMP)
 	$(BIN)/python -m sandbox.soak --minutes $(or $(MINUTES),10)
+
+# Not in CI: the gateway's figures over the sandbox beside their goals, a few minutes
+# (docs/performance.md); LATENCY_MS=20 by default, BENCH_ARGS for the other knobs.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(if $(LATENCY_MS),--latency-ms $(LATENCY_MS)) $(BENCH_ARGS)
+
+# Not in CI: a market-only query against Hive Gateway; needs Node 20 and npm (the packages
+# go to ~/.cache/credit-gateway/bench-anchor), else it says why and skips.
+bench-anchor: $(STAMP)
+	$(BIN)/python -m bench.run --suite anchor $(if $(LATENCY_MS),--latency-ms $(LATENCY_MS)) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -11,15 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import hashlib
 import json
-import os
 import random
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +29,7 @@ import aiohttp
 
 from core.clock import Clock
 from sandbox.generator import generate
+from sandbox.processes import free_port, process, rss_mb, wait_http, write_gateway_config
 
 DEPARTMENTS = ("courts", "market", "tax", "water")
 # One fault episode at a time, each department in turn: the issue's fault matrix.
@@ -109,23 +105,23 @@ async def _soak(args: argparse.Namespace) -> dict[str, Any]:
     dataset = generate(args.seed, args.subjects, Clock.from_env().today())
     usccs = [c.uscc for c in dataset.companies]
     persons = sorted({p.cert_no for p in dataset.positions})
-    ports = {name: _free_port() for name in DEPARTMENTS}
+    ports = {name: free_port() for name in DEPARTMENTS}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     key = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="credit-gateway-soak-") as workdir:
-        config = _write_config(Path(workdir), urls, key)
-        gateway_port = _free_port()
+        config = write_gateway_config(Path(workdir), urls, key, "soak-bank")
+        gateway_port = free_port()
         sandbox_cmd = [sys.executable, "-m", "gateway.cli", "--log-level", "warning", "sandbox"]
         sandbox_cmd += ["--seed", str(args.seed), "--subjects", str(args.subjects)]
         for name, port in ports.items():
             sandbox_cmd += [f"--{name}-port", str(port)]
         serve_cmd = [sys.executable, "-m", "gateway.cli", "--log-level", "warning", "serve"]
         serve_cmd += ["--config", str(config), "--port", str(gateway_port)]
-        with _process(sandbox_cmd) as _sandbox:
-            await _wait_http(f"{urls['market']}/_admin/faults")
-            with _process(serve_cmd) as gateway:
+        with process(sandbox_cmd) as sandbox:
+            await wait_http(f"{urls['market']}/_admin/faults", child=sandbox)
+            with process(serve_cmd) as gateway:
                 base = f"http://127.0.0.1:{gateway_port}"
-                await _wait_http(f"{base}/healthz", timeout_s=60)
+                await wait_http(f"{base}/healthz", timeout_s=60, child=gateway)
                 tally = Tally()
                 episodes: list[Episode] = []
                 deadline = time.monotonic() + args.minutes * 60
@@ -267,16 +263,9 @@ async def _admin(
 async def _memory(pid: int, deadline: float, tally: Tally) -> None:
     started = time.monotonic()
     while time.monotonic() < deadline:
-        tally.rss_mb.append((time.monotonic() - started, _rss_mb(pid)))
+        tally.rss_mb.append((time.monotonic() - started, rss_mb(pid)))
         await asyncio.sleep(5)
-    tally.rss_mb.append((time.monotonic() - started, _rss_mb(pid)))
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    tally.rss_mb.append((time.monotonic() - started, rss_mb(pid)))
 
 
 def _report(tally: Tally, episodes: list[Episode], args: argparse.Namespace) -> dict[str, Any]:
@@ -318,61 +307,6 @@ def _report(tally: Tally, episodes: list[Episode], args: argparse.Namespace) -> 
             "growth_mb_per_min_after_warmup": slope,
         },
     }
-
-
-def _write_config(directory: Path, urls: dict[str, str], key: str) -> Path:
-    lines = []
-    for name, url in urls.items():
-        lines += [f"[sources.{name}]", f'url = "{url}"', ""]
-    lines += ["[audit]", f'url = "sqlite://{directory / "audit.db"}"', ""]
-    # The soak's workers share one key: its rate is lifted so the departments, not the
-    # per-client limit, are what is under test (tests/test_limits.py covers the limit).
-    lines += ["[limits.bank]", "rate_per_s = 100000", "burst = 100000", ""]
-    lines += [
-        "[[clients]]",
-        'id = "soak-bank"',
-        'role = "bank"',
-        f'key_sha256 = "{hashlib.sha256(key.encode()).hexdigest()}"',
-        'purposes = ["CREDIT_LOAN"]',
-    ]
-    path = directory / "config.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _process(command: list[str]) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
-async def _wait_http(url: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession() as session:
-        while True:
-            try:
-                async with session.get(url) as response:
-                    if response.status < 500:
-                        return
-            except aiohttp.ClientError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"soak: {url} did not come up")
-            await asyncio.sleep(0.2)
 
 
 if __name__ == "__main__":

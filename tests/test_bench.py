@@ -1,0 +1,124 @@
+"""`make bench` in its quick mode: every figure is there, a number, and consistent with the others.
+
+Runs `python -m bench.run --quick` as a subprocess (the sandbox and the gateway as processes
+of their own, as in a real run) and checks the JSON file's shape and the relations between
+its numbers. It never asserts a time or a ratio against a goal: those depend on the machine
+and are what the bench reports, not what the suite decides.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One quick bench run's JSON file, shared by the tests of this module."""
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--quick", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| figure | ours | reference | ratio | goal | met |" in done.stdout
+    loaded: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _number(value: object) -> float:
+    assert isinstance(value, int | float) and not isinstance(value, bool), value
+    assert math.isfinite(value), value
+    return float(value)
+
+
+def _count(value: object) -> int:
+    assert isinstance(value, int) and not isinstance(value, bool), value
+    assert value >= 0
+    return value
+
+
+def _percentiles(summary: dict[str, Any]) -> None:
+    assert _count(summary["samples"]) > 0
+    assert 0 < _number(summary["p50"]) <= _number(summary["p99"])
+
+
+def test_the_run_is_described(report: dict[str, Any]) -> None:
+    machine = report["machine"]
+    assert _count(machine["cores"]) >= 1
+    assert 1 <= _count(machine["usable_cores"]) <= machine["cores"]
+    assert isinstance(machine["cpu_model"], str) and machine["cpu_model"]
+    assert _number(machine["ram_gib"]) > 0
+    assert machine["python"].startswith("3.")
+    assert isinstance(machine["date"], str)
+    assert machine["git_commit"] is None or len(machine["git_commit"]) == 40
+    assert _number(report["latency_ms"]) == 20
+    assert report["today"] == "2026-05-20"
+    assert report["quick"] is True
+    assert report["gateway_config"]["courts_max_rps"] == 50
+
+
+def test_isolated_lookups_against_the_floor(report: dict[str, Any]) -> None:
+    isolated = report["results"]["isolated_lookup"]
+    for side in ("gateway_ms", "floor_ms", "warm_ms"):
+        _percentiles(isolated[side])
+    assert isolated["gateway_ms"]["samples"] == isolated["floor_ms"]["samples"]
+    # The floor waits for ten calls that each take the latency: it cannot be faster.
+    assert isolated["floor_ms"]["p50"] >= report["latency_ms"]
+    p50 = isolated["gateway_ms"]["p50"] / isolated["floor_ms"]["p50"]
+    assert _number(isolated["ratio_p50"]) == pytest.approx(p50, rel=0.01)
+    _number(isolated["ratio_p99"])
+    for count in ("gateway_incomplete", "gateway_unanswered", "floor_failed_subjects"):
+        _count(isolated[count])
+
+
+def test_cold_throughput_at_each_concurrency(report: dict[str, Any]) -> None:
+    throughput = report["results"]["cold_throughput"]
+    assert _number(throughput["courts_floor_per_s"]) == 12.5
+    for callers in ("16", "64"):
+        level = throughput[callers]
+        assert _count(level["requests"]) > 0
+        assert level["answers"] <= level["requests"]
+        assert _count(level["complete_answers"]) <= _count(level["answers"])
+        assert 0 <= _number(level["complete_per_s"]) <= _number(level["answers_per_s"])
+        assert 0 <= _number(level["answered_within_timeout_share"]) <= 1
+        _count(level["refused_and_sent_again"])
+        _count(level["failed"])
+        _percentiles(level["latency_ms"])
+        ratio = level["complete_per_s"] / throughput["courts_floor_per_s"]
+        assert _number(level["ratio_to_courts_floor"]) == pytest.approx(ratio, abs=0.001)
+
+
+def test_cpu_and_memory_of_the_gateway_process(report: dict[str, Any]) -> None:
+    cpu = report["results"]["cpu_per_lookup"]
+    assert _count(cpu["cold_lookups"]) > 0
+    assert _count(cpu["warm_lookups"]) > 0
+    # Clock ticks are 10 ms: a short run may see none, never fewer than none.
+    assert _number(cpu["cold_ms"]) >= 0
+    assert _number(cpu["warm_ms"]) >= 0
+    assert _number(cpu["idle_ms_per_s"]) >= 0
+    assert 0 <= _number(cpu["cold_ms_less_idle"]) <= cpu["cold_ms"]
+    memory = report["results"]["memory"]
+    assert _count(memory["water_rows"]) == report["dataset"]["water_rows"] >= 3000
+    assert 0 < _number(memory["rss_after_start_mb"]) <= _number(memory["rss_peak_mb"])
+    assert 0 < _number(memory["rss_now_mb"]) <= memory["rss_peak_mb"]
+
+
+def test_the_table_carries_every_goal(report: dict[str, Any]) -> None:
+    rows = report["table"]
+    assert all(set(row) == {"figure", "value", "reference", "ratio", "goal", "met"} for row in rows)
+    goals = [row["goal"] for row in rows if row["goal"]]
+    assert goals == ["≤ 1.10×", "≤ 1.50×", "≥ 0.95×", "≤ 2 ms", "≤ 0.5 ms"]
+    assert all(isinstance(row["met"], bool) for row in rows if row["goal"])
+    assert report["codes_asked"] <= report["dataset"]["subjects"]
