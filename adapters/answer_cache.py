@@ -106,6 +106,13 @@ class AnswerCache(Generic[F]):
             self._good = TTLCache(maxsize=settings.stale_max_entries, ttl=settings.stale_ttl_s)
         self._flights: dict[str, asyncio.Task[Results[F]]] = {}
 
+    def fresh(self, keys: Sequence[str]) -> dict[str, F]:
+        """The keys answered less than ttl_s ago, with their answers; nothing is fetched."""
+        if self._fresh is None:
+            return {}
+        found = {key: self._fresh.get(key) for key in keys}
+        return {key: answer for key, answer in found.items() if answer is not None}
+
     async def lookup(self, keys: Sequence[str], fetch: Fetch[F]) -> Results[F]:
         """Every key's answer: cached, joined to a fetch in flight, or fetched in one call."""
         unique = list(dict.fromkeys(keys))
@@ -125,6 +132,8 @@ class AnswerCache(Generic[F]):
                 self._flights[key] = flight
             flight.add_done_callback(lambda done: self._landed(missing, done))
         waiting = {key: self._flights[key] for key in unique if key not in results}
+        if not waiting:
+            return {key: results[key] for key in unique}
         # A flight another request started runs on that request's budget: this caller
         # waits only as long as its own (contract §6, one deadline per request).
         with contextlib.suppress(TimeoutError):

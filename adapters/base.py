@@ -62,6 +62,9 @@ class Adapter(abc.ABC):
     answers_from_snapshot: bool = False
     # The options dataclasses this adapter reads from its [sources.<name>] table.
     option_types: tuple[type, ...] = ()
+    # Calls in flight at once unless [sources.<name>] max_concurrency says otherwise: each
+    # department's own, from what it publishes (docs/configuration.md says why each).
+    default_max_concurrency: int = 8
 
     def __init__(self, deps: AdapterDeps) -> None:
         self.deps = deps
@@ -72,6 +75,12 @@ class Adapter(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027
         """Called once when the gateway stops; background work ends here."""
+
+    def fresh_subjects(
+        self, usccs: Sequence[str], parts: Parts = None
+    ) -> Mapping[str, SubjectFacts]:
+        """The codes an answer cache holds fresh facts on, without a call; used by the loaders."""
+        return {}
 
     @abc.abstractmethod
     async def lookup_subjects(

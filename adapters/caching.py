@@ -47,6 +47,13 @@ class CachingAdapter(Adapter):
         self._persons.close()
         await self.inner.close()
 
+    def fresh_subjects(
+        self, usccs: Sequence[str], parts: Parts = None
+    ) -> Mapping[str, SubjectFacts]:
+        """Facts still fresh in the store of exactly these parts, asked of no one."""
+        cache = self._subjects.get(asked_parts(self.department, parts))
+        return cache.fresh(usccs) if cache is not None else {}
+
     async def lookup_subjects(
         self, usccs: Sequence[str], parts: Parts = None
     ) -> Mapping[str, SubjectResult]:

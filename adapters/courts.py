@@ -84,6 +84,9 @@ class CourtsAdapter(Adapter):
 
     department = Department.COURTS
     option_types = (*HTTP_OPTIONS, CourtsOptions)
+    # courts.md: 50 requests/s per caller; at the slowest normal answer (0.3 s) that is 15
+    # calls in flight, so more would only wait for the pace.
+    default_max_concurrency = 16
     # courts.md: "There is NO batch call."
     max_batch = 1
     holds_persons = True

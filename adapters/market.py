@@ -71,6 +71,9 @@ class MarketAdapter(Adapter):
 
     department = Department.MARKET
     option_types = HTTP_OPTIONS
+    # market.md publishes no capacity, only 429 when pushed (honoured with Retry-After):
+    # 32 keeps 20–300 ms calls from queueing below ~100 lookups/s while bounding a burst.
+    default_max_concurrency = 32
     max_batch = BATCH_SIZE
     supports_search = True
     holds_persons = True

@@ -35,6 +35,14 @@ def declared_options(name: str) -> tuple[type, ...]:
     return (*adapter_type.option_types, *cache)
 
 
+def default_max_concurrency(name: str) -> int:
+    """Calls in flight at once for a department whose table sets no max_concurrency."""
+    try:
+        return ADAPTER_TYPES[name].default_max_concurrency
+    except KeyError:
+        raise ValueError(f"no adapter for source {name!r}") from None
+
+
 def check_source_options(
     name: str, options: Mapping[str, object], common: Set[str] = frozenset()
 ) -> None:

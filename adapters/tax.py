@@ -44,6 +44,9 @@ class TaxAdapter(Adapter):
 
     department = Department.TAX
     option_types = HTTP_OPTIONS
+    # tax.md publishes no capacity; its SOAP calls carry 50 codes and are the slowest to
+    # parse, so fewer in flight than market.
+    default_max_concurrency = 16
     max_batch = BATCH_SIZE
 
     def __init__(self, deps: AdapterDeps) -> None:

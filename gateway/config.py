@@ -10,7 +10,7 @@ from typing import Any
 
 from adapters.base import SourceConfig
 from adapters.options import OptionError
-from adapters.registry import check_source_options
+from adapters.registry import check_source_options, default_max_concurrency
 from core.identity import InvalidIdentity, normalize_uscc
 from core.roles import QueryPurpose, Role
 from gateway.database_url import sqlite_path
@@ -209,7 +209,9 @@ def _source(name: str, table: Mapping[str, Any]) -> SourceConfig:
         name=name,
         url=url.rstrip("/"),
         timeout_s=timeout_s,
-        max_concurrency=_positive_int(table, "max_concurrency", where, 8),
+        max_concurrency=_positive_int(
+            table, "max_concurrency", where, default_max_concurrency(name)
+        ),
         options=options,
     )
 

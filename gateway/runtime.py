@@ -13,6 +13,7 @@ from core.clock import Clock
 from gateway.audit_store import AuditLog, load_audit_key
 from gateway.auth import Authenticator
 from gateway.config import GatewayConfig
+from gateway.gc_tuning import settle_heap
 from resolvers.catalogue import Catalogue, load_catalogue
 from schema.context import Services
 
@@ -63,6 +64,7 @@ class Runtime:
                 self.audit.path,
             )
         await asyncio.gather(self.audit.start(), *(adapter.start() for adapter in self.adapters))
+        settle_heap()
         log.info("gateway started with %d sources", len(self.adapters))
 
     async def close(self) -> None:

@@ -116,12 +116,19 @@ class CatalogueError(ValueError):
 class Catalogue:
     """The loaded, validated catalogue; built once at startup by load_catalogue."""
 
-    __slots__ = ("_by_code", "measures")
+    __slots__ = ("_by_code", "_by_trigger", "measures")
 
     def __init__(self, measures: Iterable[Measure]) -> None:
         """Used by load_catalogue after validation; keeps the file's order."""
         self.measures: tuple[Measure, ...] = tuple(measures)
         self._by_code = types.MappingProxyType({m.code: m for m in self.measures})
+        # Positions of the measures each trigger sets off: a determination looks only at
+        # the few measures its triggers name, not at the whole catalogue (every lookup).
+        by_trigger: dict[str, list[int]] = {}
+        for position, measure in enumerate(self.measures):
+            for trigger in measure.triggers:
+                by_trigger.setdefault(trigger, []).append(position)
+        self._by_trigger = {t: tuple(p) for t, p in by_trigger.items()}
 
     @property
     def by_code(self) -> Mapping[str, Measure]:
@@ -148,9 +155,13 @@ class Catalogue:
         measure with the ids that trigger it, in catalogue order; names the catalogue does
         not know (ADMINISTRATIVE_PENALTY) and empty id lists trigger nothing.
         """
+        named = {p for t, ids in triggers.items() if ids for p in self._by_trigger.get(t, ())}
         result: list[tuple[Measure, list[str]]] = []
-        for measure in self.for_scenario(scenario):
+        for position in sorted(named):  # catalogue order
+            measure = self.measures[position]
             if measure.kind is not kind or subject_type not in measure.applies_to:
+                continue
+            if scenario is not None and scenario not in measure.scenarios:
                 continue
             # dict.fromkeys: one id may stand behind several triggers; report it once.
             ids = dict.fromkeys(i for t in measure.triggers for i in triggers.get(t, ()))

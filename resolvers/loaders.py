@@ -36,6 +36,9 @@ class Loaders:
             for a in adapters
             for part in PARTS_OF[a.department]
         }
+        self._adapters: dict[Part, Adapter] = {
+            part: a for a in adapters for part in PARTS_OF[a.department]
+        }
         # Only departments keeping anything by citizen ID are asked about a person.
         self._persons: dict[Department, DataLoader[str, Answer[PersonFacts]]] = {
             a.department: DataLoader(self._batch(a.department, a.lookup_persons))
@@ -53,6 +56,8 @@ class Loaders:
     ) -> list[dict[Department, Answer[SubjectFacts]]]:
         """The answers of each department the plan asks, on many subjects, batched per part."""
         parts = [p for p in Part if p in plan.parts and p in self._parts]
+        for part in parts:
+            self._prime_fresh(part, usccs)
         per_part = await asyncio.gather(*(self._parts[p].load_many(list(usccs)) for p in parts))
         for answers in per_part:
             for answer in answers:
@@ -64,6 +69,14 @@ class Loaders:
                 by_department.setdefault(DEPARTMENT_OF_PART[part], []).append(answers[i])
             results.append({d: _joined(d, a) for d, a in by_department.items()})
         return results
+
+    def _prime_fresh(self, part: Part, usccs: Sequence[str]) -> None:
+        # Answers an answer cache holds fresh go straight into this request's loader: a warm
+        # lookup schedules no batch, task or call for them (most of a warm lookup's CPU).
+        adapter = self._adapters[part]
+        loader = self._parts[part]
+        for key, facts in adapter.fresh_subjects(usccs, frozenset({part})).items():
+            loader.prime(key, Answer.of(adapter.department, _holding(part, key, facts)))
 
     def person(self, id_number: str) -> dict[Department, Awaitable[Answer[PersonFacts]]]:
         """Each department's answer on one person, to be awaited one by one as they come."""

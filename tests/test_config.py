@@ -253,3 +253,14 @@ def test_three_and_four_slash_sqlite_urls_name_the_same_absolute_file(url: str) 
 def test_graphiql_table_is_checked(graphiql: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config({**VALID, "graphiql": graphiql})
+
+
+def test_each_department_has_its_own_default_concurrency() -> None:
+    # One bound of 8 for all capped a registration-only query at ~85 requests/s whatever
+    # CPU was free; each department's default now follows what it publishes.
+    config = parse_config(VALID)
+    defaults = {name: source.max_concurrency for name, source in config.sources.items()}
+    assert defaults == {"courts": 16, "market": 32, "tax": 16, "water": 8}
+    data = copy.deepcopy(VALID)
+    data["sources"]["market"]["max_concurrency"] = 4
+    assert parse_config(data).sources["market"].max_concurrency == 4
