@@ -8,12 +8,12 @@ import logging
 log = logging.getLogger(__name__)
 
 # Requests allocate many short-lived objects that reference counting frees; the cycle
-# collector's default first threshold (700 allocations) ran it thousands of times a minute
-# under load, each run also walking the survivors into older generations. Raised, it runs
-# about once every few hundred lookups (make bench: docs/performance.md).
-GEN0_THRESHOLD = 50_000
-GEN1_THRESHOLD = 20
-GEN2_THRESHOLD = 100
+# collector's default first threshold (700 allocations) ran it several times per lookup.
+# 10,000 runs it about once a lookup; 50,000 measured no faster and held 50 MB more
+# (make bench, docs/performance.md). The older generations keep their defaults.
+GEN0_THRESHOLD = 10_000
+GEN1_THRESHOLD = 10
+GEN2_THRESHOLD = 10
 
 
 def settle_heap() -> None:
