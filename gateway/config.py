@@ -13,6 +13,20 @@ from adapters.options import OptionError
 from adapters.registry import check_source_options, default_max_concurrency
 from core.identity import InvalidIdentity, normalize_uscc
 from core.roles import QueryPurpose, Role
+from gateway.config_operations import (
+    OPERATIONS_TABLES,
+    HttpConfig,
+    LoggingConfig,
+    MetricsConfig,
+    OperationsConfigError,
+    PersistedConfig,
+    TracingConfig,
+    http_config,
+    logging_config,
+    metrics_config,
+    persisted_config,
+    tracing_config,
+)
 from gateway.database_url import sqlite_path
 from schema.query_limits import DocumentLimits
 
@@ -130,6 +144,11 @@ class GatewayConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
     graphiql: GraphiQLConfig = field(default_factory=GraphiQLConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    tracing: TracingConfig = field(default_factory=TracingConfig)
+    persisted: PersistedConfig = field(default_factory=PersistedConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -147,7 +166,8 @@ def load_config(path: str | Path) -> GatewayConfig:
 
 def parse_config(data: Mapping[str, Any]) -> GatewayConfig:
     """Build a GatewayConfig from parsed TOML; raises ConfigError naming the bad entry."""
-    unknown = set(data) - {"sources", "clients", "audit", "limits", "supervision", "graphiql"}
+    sections = {"sources", "clients", "audit", "limits", "supervision", "graphiql"}
+    unknown = set(data) - sections - set(OPERATIONS_TABLES)
     if unknown:
         raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
     sources = _table(data, "sources")
@@ -164,6 +184,7 @@ def parse_config(data: Mapping[str, Any]) -> GatewayConfig:
         limits=_limits(_table(data, "limits", required=False)),
         supervision=_supervision(_table(data, "supervision", required=False)),
         graphiql=_graphiql(_table(data, "graphiql", required=False)),
+        **_operations(data),
     )
 
 
@@ -375,3 +396,18 @@ def _graphiql(table: Mapping[str, Any]) -> GraphiQLConfig:
     if example is None:
         raise ConfigError("[graphiql] example_uscc must be a valid USCC")
     return GraphiQLConfig(enabled=enabled, example_uscc=example)
+
+
+def _operations(data: Mapping[str, Any]) -> dict[str, Any]:
+    # contract §10's tables, each parsed by gateway/config_operations.py.
+    parsers = {
+        "metrics": metrics_config,
+        "logging": logging_config,
+        "tracing": tracing_config,
+        "persisted": persisted_config,
+        "http": http_config,
+    }
+    try:
+        return {name: parse(_table(data, name, required=False)) for name, parse in parsers.items()}
+    except OperationsConfigError as exc:
+        raise ConfigError(str(exc)) from None

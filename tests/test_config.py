@@ -264,3 +264,32 @@ def test_each_department_has_its_own_default_concurrency() -> None:
     data = copy.deepcopy(VALID)
     data["sources"]["market"]["max_concurrency"] = 4
     assert parse_config(data).sources["market"].max_concurrency == 4
+
+
+@pytest.mark.parametrize(
+    ("table", "value", "message"),
+    [
+        ("metrics", {"enabled": "yes"}, r"\[metrics\] enabled must be true or false"),
+        ("metrics", {"port": 9000}, r"\[metrics\] has unknown key\(s\): port"),
+        ("logging", {"format": "xml"}, r'\[logging\] format must be "text" or "json"'),
+        ("tracing", {"otlp_endpoint": "collector:4318"}, r"\[tracing\] otlp_endpoint must be"),
+        ("tracing", {"sample_ratio": 2}, r"\[tracing\] sample_ratio must be a number from 0"),
+        ("persisted", {"only_for": ["partner"]}, r"\[persisted\] only_for needs a path"),
+        ("persisted", {"path": "/p.json", "only_for": ["admin"]}, r"\[persisted\] only_for"),
+        ("http", {"cors_allow_origins": ["*"]}, r"\[http\] cors_allow_origins must be a list"),
+        ("http", {"cors_allow_origins": ["https://a.example/x"]}, r"\[http\] cors_allow_origins"),
+        ("http", {"gzip_min_bytes": -1}, r"\[http\] gzip_min_bytes must be a whole number"),
+        ("http", {"introspection_roles": ["root"]}, r"\[http\] introspection_roles must be"),
+    ],
+)
+def test_operations_tables_are_checked(table: str, value: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({**VALID, table: value})
+
+
+def test_operations_tables_default_to_metrics_on_and_the_rest_off() -> None:
+    config = parse_config(VALID)
+    assert config.metrics.enabled and config.logging.format == "text"
+    assert not config.tracing.enabled and config.persisted.path is None
+    assert config.http.cors_allow_origins == () and config.http.gzip_min_bytes == 1024
+    assert set(config.http.introspection_roles) == set(Role)
