@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
@@ -12,6 +12,7 @@ from cachetools import TTLCache
 
 from adapters.base import SourceConfig
 from adapters.deadline import lookup_deadline
+from adapters.observe import NoObserver, Observer
 from adapters.options import OptionError, knob, read_options
 from core.records import Department, PersonFacts, SubjectFacts
 from core.sources import FailureKind, SourceError
@@ -95,9 +96,17 @@ class AnswerCache(Generic[F]):
     stored: a failure is always asked again next time.
     """
 
-    def __init__(self, department: Department, settings: CacheSettings, timeout_s: float) -> None:
+    def __init__(
+        self,
+        department: Department,
+        settings: CacheSettings,
+        timeout_s: float,
+        observer: Observer | None = None,
+    ) -> None:
         self._department = department
         self._timeout_s = timeout_s
+        # Told of hits, misses and stand-ins once per call, never per key.
+        self._observer = observer or NoObserver()
         self._fresh: TTLCache[str, F] | None = None
         if settings.ttl_s > 0 and settings.max_entries > 0:
             self._fresh = TTLCache(maxsize=settings.max_entries, ttl=settings.ttl_s)
@@ -111,7 +120,11 @@ class AnswerCache(Generic[F]):
         if self._fresh is None:
             return {}
         found = {key: self._fresh.get(key) for key in keys}
-        return {key: answer for key, answer in found.items() if answer is not None}
+        fresh = {key: answer for key, answer in found.items() if answer is not None}
+        if fresh:
+            # The warm path: the keys not found here are counted by the lookup that follows.
+            self._observer.cache_used(self._department, len(fresh), 0)
+        return fresh
 
     async def lookup(self, keys: Sequence[str], fetch: Fetch[F]) -> Results[F]:
         """Every key's answer: cached, joined to a fetch in flight, or fetched in one call."""
@@ -124,6 +137,8 @@ class AnswerCache(Generic[F]):
                 results[key] = cached
             elif key not in self._flights:
                 missing.append(key)
+        # A key joining a fetch already in flight costs no call either: it counts as a hit.
+        self._observer.cache_used(self._department, len(unique) - len(missing), len(missing))
         if missing:
             # A task of its own: a caller that goes away (its request cancelled) does not
             # take the answer away from the callers that joined it.
@@ -140,12 +155,15 @@ class AnswerCache(Generic[F]):
             async with asyncio.timeout_at(lookup_deadline(self._timeout_s) + _SETTLE_GRACE_S):
                 for flight in set(waiting.values()):
                     await asyncio.shield(flight)
+        late: list[F | SourceError] = []
         for key, flight in waiting.items():
             if flight.done():
                 results[key] = flight.result()[key]
             else:
-                late = SourceError(self._department, FailureKind.TIMEOUT, "no answer in time")
-                results[key] = self._failed(key, late)
+                error = SourceError(self._department, FailureKind.TIMEOUT, "no answer in time")
+                results[key] = self._failed(key, error)
+                late.append(results[key])
+        self._count_stand_ins(late)
         return {key: results[key] for key in unique}
 
     def close(self) -> None:
@@ -156,7 +174,9 @@ class AnswerCache(Generic[F]):
 
     async def _refresh(self, keys: list[str], fetch: Fetch[F]) -> Results[F]:
         answers = await fetch(keys)
-        return {key: self._settle(key, answers.get(key)) for key in keys}
+        settled = {key: self._settle(key, answers.get(key)) for key in keys}
+        self._count_stand_ins(settled.values())
+        return settled
 
     def _settle(self, key: str, answer: F | SourceError | None) -> F | SourceError:
         """A fresh answer is stored; a failure is replaced by the last good answer, if any."""
@@ -173,6 +193,12 @@ class AnswerCache(Generic[F]):
             if self._good is not None:
                 self._good[key] = answer
         return answer
+
+    def _count_stand_ins(self, answers: Iterable[F | SourceError]) -> None:
+        # Only _failed marks a kept answer refresh_failed: those are the stand-ins.
+        count = sum(1 for a in answers if not isinstance(a, SourceError) and a.refresh_failed)
+        if count:
+            self._observer.stale_served(self._department, count)
 
     def _failed(self, key: str, error: SourceError) -> F | SourceError:
         good = self._good.get(key) if self._good is not None else None

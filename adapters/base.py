@@ -9,6 +9,7 @@ from typing import TypeAlias
 
 import aiohttp
 
+from adapters.observe import NoObserver, Observer
 from core.clock import Clock
 from core.records import PARTS_OF, Department, Part, PersonFacts, SearchPage, SubjectFacts
 from core.sources import SourceError, SourceHealth
@@ -34,6 +35,9 @@ class AdapterDeps:
     config: SourceConfig
     session: aiohttp.ClientSession
     clock: Clock
+    # Where calls, lookups, cache use and breaker state are reported (the runtime's
+    # metrics and traces); recording nothing unless the runtime passes one.
+    observer: Observer = field(default_factory=NoObserver)
 
 
 SubjectResult = SubjectFacts | SourceError

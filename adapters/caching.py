@@ -33,7 +33,9 @@ class CachingAdapter(Adapter):
         timeout_s = inner.deps.config.timeout_s
         self._settings = settings
         self._subjects: dict[frozenset[Part], AnswerCache[SubjectFacts]] = {}
-        self._persons = AnswerCache[PersonFacts](inner.department, settings, timeout_s)
+        self._persons = AnswerCache[PersonFacts](
+            inner.department, settings, timeout_s, inner.deps.observer
+        )
         self._health = SharedProbe(inner.health, settings.health_ttl_s)
 
     async def start(self) -> None:
@@ -63,7 +65,7 @@ class CachingAdapter(Adapter):
         if cache is None:
             # At most one store per set of the department's parts (16 for market's four).
             cache = AnswerCache[SubjectFacts](
-                self.department, self._settings, self.deps.config.timeout_s
+                self.department, self._settings, self.deps.config.timeout_s, self.deps.observer
             )
             self._subjects[wanted] = cache
 

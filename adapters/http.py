@@ -21,6 +21,7 @@ from multidict import CIMultiDictProxy
 from adapters.base import AdapterDeps
 from adapters.breaker import BreakerOptions, CircuitBreaker
 from adapters.deadline import lookup_deadline
+from adapters.observe import CallOutcome, outcome_of
 from adapters.retry import Pause, RetryOptions, RetryPolicy, retrying
 from core.records import Department
 from core.sources import FailureKind, SourceError, SourceHealth, SourceState
@@ -242,6 +243,8 @@ class SourceHttp:
         self._retry = RetryPolicy.from_config(deps.config)
         self._breaker = CircuitBreaker.from_config(department, deps.config, deps.clock)
         self._pause = Pause(department)
+        # Read when metrics are scraped: an open breaker turns half-open by time alone.
+        deps.observer.watch_breaker(department, lambda: self._breaker.state.value)
 
     async def request(
         self,
@@ -293,6 +296,9 @@ class SourceHttp:
                 raise SourceError(
                     self.department, FailureKind.TIMEOUT, "no answer within the timeout"
                 )
+            # Observed from here: the exchange itself, not the wait for a slot or the pace.
+            observed = self.deps.observer.department_call(self.department)
+            outcome = CallOutcome.CANCELLED
             try:
                 answer = await fetch(
                     self.deps.session,
@@ -302,20 +308,24 @@ class SourceHttp:
                     timeout_s=window,
                     params=call.params,
                     data=call.data,
-                    headers=call.headers,
+                    headers=observed.headers(call.headers),
                     accept=call.accept,
                 )
                 error = call.failure_of(answer) if call.failure_of is not None else None
                 if error is not None:
                     raise error
+                outcome = CallOutcome.OK
                 return answer
             except SourceError as error:
+                outcome = outcome_of(error)
                 # A timeout of an attempt the budget cut short (it queued behind a big
                 # batch) says nothing about the department; every other failure does.
                 cut_short = error.kind is FailureKind.TIMEOUT and window < self._retry.min_window_s
                 if self._retry.transient(error) and not cut_short:
                     call.failed = True
                 raise
+            finally:
+                observed.finished(outcome)
 
     async def get_json(self, path: str, params: Mapping[str, str] | None = None) -> object:
         """GET answered by JSON (courts, market single calls)."""
@@ -359,6 +369,14 @@ class SourceHttp:
 
     async def settle(self, work: Awaitable[T], deadline: float) -> T | SourceError:
         """The result of a chunk's work, or the SourceError standing in for it."""
+        result = await self._settled(work, deadline)
+        # Counted per chunk, also when nothing was sent (over budget, breaker open): what
+        # the lookups got, where department calls count what went upstream.
+        error = result if isinstance(result, SourceError) else None
+        self.deps.observer.lookup_settled(self.department, outcome_of(error))
+        return result
+
+    async def _settled(self, work: Awaitable[T], deadline: float) -> T | SourceError:
         token = _LOOKUP_DEADLINE.set(deadline)
         try:
             async with asyncio.timeout_at(deadline):

@@ -11,6 +11,7 @@ from adapters.base import Adapter, AdapterDeps, SourceConfig
 from adapters.caching import CachingAdapter
 from adapters.courts import CourtsAdapter
 from adapters.market import MarketAdapter
+from adapters.observe import NoObserver, Observer
 from adapters.options import check_table
 from adapters.tax import TaxAdapter
 from adapters.water import WaterAdapter
@@ -50,13 +51,21 @@ def check_source_options(
     check_table(declared_options(name), options, common)
 
 
-def build_adapter(config: SourceConfig, session: aiohttp.ClientSession, clock: Clock) -> Adapter:
+def build_adapter(
+    config: SourceConfig,
+    session: aiohttp.ClientSession,
+    clock: Clock,
+    observer: Observer | None = None,
+) -> Adapter:
     """Used by the runtime at start: the adapter for one [sources.<name>] table."""
     try:
         adapter_type = ADAPTER_TYPES[config.name]
     except KeyError:
         raise ValueError(f"no adapter for source {config.name!r}") from None
-    adapter = adapter_type(AdapterDeps(config=config, session=session, clock=clock))
+    deps = AdapterDeps(
+        config=config, session=session, clock=clock, observer=observer or NoObserver()
+    )
+    adapter = adapter_type(deps)
     # Every live department gets the same answer cache; a snapshot source (water) already
     # answers from its own index and marks it STALE itself, so a cache would only delay a
     # new snapshot.

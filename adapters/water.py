@@ -15,6 +15,7 @@ from datetime import date, datetime
 from adapters.base import Adapter, AdapterDeps, Parts, SubjectResult
 from adapters.dates import parse_slash
 from adapters.http import PayloadError, fetch, gather_strict
+from adapters.observe import CallOutcome, outcome_of
 from adapters.options import knob, read_options
 from core.records import CreditRecord, Department, RecordKind, SubjectFacts, WaterGrade
 from core.sources import (
@@ -201,6 +202,7 @@ class WaterAdapter(Adapter):
                 # and the ETags with it, so the next sync asks for the new files again.
                 self._failure = exc
                 log.warning("water sync failed: %s", exc.message)
+                self.deps.observer.sync_done(Department.WATER, outcome_of(exc))
                 return self.snapshot_state()
             now = self.deps.clock.now()
             if self._snapshot is not None and all(data is None for data in fetched):
@@ -215,6 +217,7 @@ class WaterAdapter(Adapter):
                 self._files = files
                 self._snapshot = _Snapshot(index, now)
             self._failure = None
+            self.deps.observer.sync_done(Department.WATER, CallOutcome.OK)
             return self.snapshot_state()
 
     async def _keep_synced(self) -> None:
@@ -232,6 +235,7 @@ class WaterAdapter(Adapter):
             self._failure = SourceError(
                 Department.WATER, FailureKind.BAD_PAYLOAD, "latest sync failed unexpectedly"
             )
+            self.deps.observer.sync_done(Department.WATER, CallOutcome.BAD_PAYLOAD)
 
     async def _fetch(self, spec: _FileSpec) -> _FileData | None:
         """The file parsed, or None when the department answered 304 Not Modified."""

@@ -26,6 +26,9 @@ class ErrorCode(enum.StrEnum):
     AUDIT_UNAVAILABLE = "AUDIT_UNAVAILABLE"
     REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
     OVERLOADED = "OVERLOADED"
+    # A trusted document's id the gateway does not know (docs/integrators.md); Apollo's name
+    # for it, which its clients and routers already recognise.
+    PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 
 
 class GatewayError(Exception):

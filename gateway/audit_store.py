@@ -9,7 +9,8 @@ import logging
 import os
 import sqlite3
 import stat
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,11 +209,21 @@ class VerifyResult:
 class AuditLog:
     """The gateway's audit store; entries queued together are committed in one transaction."""
 
-    def __init__(self, url: str, timeout_s: float = 2.0, key: AuditKey | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = 2.0,
+        key: AuditKey | None = None,
+        on_write: Callable[[float, int, bool], None] | None = None,
+    ) -> None:
         # Absolute now, so a later change of working directory cannot split the log.
         self.path = sqlite_path(url).absolute()
         self.timeout_s = timeout_s
         self.key = key
+        # Told each batch's commit time, its size and whether it committed (the metrics).
+        self._on_write = on_write
+        # The readiness probe still queued or running on the writer, if any.
+        self._probe: asyncio.Future[None] | None = None
         # Touched only by the writer thread: the connection, the identities of the files it
         # opened (store, write-ahead log), whether the store was ever opened, and the last
         # entry this gateway committed.
@@ -325,16 +336,70 @@ class AuditLog:
     async def _commit_batch(self, batch: list[_Pending]) -> None:
         requests = [p.request for p in batch]
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         try:
             entries = await loop.run_in_executor(self._executor, self._commit, requests)
         except Exception as exc:
             self._failures += 1
+            self._timed(started, len(batch), ok=False)
             log.error("audit batch of %d entries not written: %s", len(batch), exc)
             raise
+        self._timed(started, len(batch), ok=True)
         self._commits += 1
         for pending, entry in zip(batch, entries, strict=True):
             if not pending.future.done():  # the caller may have gone away
                 pending.future.set_result(entry)
+
+    def _timed(self, started: float, entries: int, ok: bool) -> None:
+        if self._on_write is not None:
+            self._on_write(time.perf_counter() - started, entries, ok)
+
+    @property
+    def waiting(self) -> int:
+        """Used by the metrics at each scrape: entries queued for the writer, not yet taken."""
+        return self._queue.qsize() if self._queue is not None else 0
+
+    async def check_writable(self, busy_timeout_s: float) -> None:
+        """Used by /readyz: returns when an entry could be appended now; appends nothing.
+
+        On the writer thread, as a write would: the store opens (or is created, if this
+        gateway never had it), is still the file the gateway opened, still holds the last
+        entry this gateway committed, its sealed head (with a key) still matches the key,
+        and SQLite's write lock can be taken within `busy_timeout_s` (BEGIN IMMEDIATE, then
+        ROLLBACK). Raises what a write would have failed with.
+        """
+        if self._closed or self._writer is None:
+            raise AuditUnavailable("the audit log is not running")
+        if self._probe is not None and not self._probe.done():
+            # One probe at a time: a stuck writer is not sent a queue of them.
+            raise TimeoutError("the audit writer has not finished the previous check")
+        loop = asyncio.get_running_loop()
+        probe = loop.run_in_executor(self._executor, self._check_write, busy_timeout_s)
+        # Retrieved even when the caller stopped waiting, so asyncio reports nothing twice.
+        probe.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._probe = probe
+        await asyncio.shield(probe)
+
+    def _check_write(self, busy_timeout_s: float) -> None:
+        try:
+            conn = self._connection()
+            self._check_files()
+            # Waits for another process's lock no longer than the probe's own bound.
+            conn.execute(f"PRAGMA busy_timeout = {round(busy_timeout_s * 1000)}")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._check_continuity(conn)
+                    if self.key is not None:
+                        _read_head(self.key)
+                finally:
+                    _rollback(conn)
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {round(self.timeout_s * 1000)}")
+        except BaseException:
+            # As after a failed write: the next write (or check) opens the store afresh.
+            self._drop_connection()
+            raise
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from gateway.config import ConfigError, load_config
+from gateway.logging_setup import configure_logging
 from resolvers.catalogue import CatalogueError
 
 log = logging.getLogger("credit_gateway")
@@ -17,11 +18,11 @@ log = logging.getLogger("credit_gateway")
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        # The [logging] format of the config the command runs with (text without one), set
+        # before anything is served, so every line of `serve` is in that format.
+        config = getattr(args, "config", None)
+        configure_logging(args.log_level, load_config(config).logging.format if config else "text")
         result: int = args.run(args)
     except (ConfigError, CatalogueError) as exc:
         print(f"credit-gateway: {exc}", file=sys.stderr)

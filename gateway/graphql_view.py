@@ -8,13 +8,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAdapter
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol
+from strawberry.http.base import BaseRequestProtocol
 from strawberry.schema.base import BaseSchema
 from strawberry.types import ExecutionResult
 
@@ -22,6 +23,7 @@ from core.errors import ErrorCode
 from core.roles import ANONYMOUS, Caller
 from gateway.config import GraphiQLConfig
 from gateway.graphiql import page_html, page_response
+from gateway.persisted import DocumentRefused, TrustedDocuments
 from gateway.refusals import refuse
 from resolvers.loaders import Loaders
 from schema.context import RequestContext
@@ -41,13 +43,31 @@ class _NotExecuted(ExecutionResult):
     """A result whose operation never ran, answered without a data entry (400)."""
 
 
+class _CallerRequestAdapter(StarletteRequestAdapter):
+    """Strawberry's view of a request, with the caller the authentication middleware found."""
+
+    def __init__(self, request: Request) -> None:
+        super().__init__(request)
+        self.caller: Caller = request.scope.get("state", {}).get("caller", ANONYMOUS)
+
+
 class GatewayGraphQL(GraphQL[RequestContext, None]):
     """Strawberry's ASGI view with our context (one Loaders per request) and our GraphiQL page."""
 
-    def __init__(self, schema: BaseSchema, *, graphiql: GraphiQLConfig) -> None:
+    # parse_http_body decides by role which requests may name a document rather than send one.
+    request_adapter_class = _CallerRequestAdapter
+
+    def __init__(
+        self,
+        schema: BaseSchema,
+        *,
+        graphiql: GraphiQLConfig,
+        documents: TrustedDocuments | None = None,
+    ) -> None:
         # Without an IDE strawberry answers a browser's GET /graphql with 404.
         super().__init__(schema, graphql_ide="graphiql" if graphiql.enabled else None)
         self._ide_html = page_html(graphiql.example_uscc)
+        self._documents = documents or TrustedDocuments()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Called by Starlette for /graphql; a request strawberry refuses gets a GraphQL error."""
@@ -62,7 +82,18 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
             allow = [(b"allow", b"GET, POST")] if exc.status_code == 405 else []
             await refuse(send, exc.status_code, code, exc.reason, allow)
             return
+        except DocumentRefused as exc:
+            await refuse(send, exc.status, exc.code, exc.message)
+            return
         await response(scope, receive, send)
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        """Called by strawberry for a GET: the IDE only when it names no operation at all."""
+        # Strawberry looks for `query` alone; a GET naming a registered document (documentId,
+        # or Apollo's persistedQuery in `extensions`) is an operation for curl's */* too.
+        params = request.query_params
+        named = params.get("documentId") is not None or params.get("extensions") is not None
+        return not named and super().should_render_graphql_ide(request)
 
     @property
     def graphql_ide_html(self) -> str:
@@ -129,7 +160,8 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
                 message = "send the request as JSON, with Content-Type: application/json"
                 raise HTTPException(415, message)
             data = self.parse_json(await request.get_body())
-        return _request_data(data, protocol)
+        caller = request.caller if isinstance(request, _CallerRequestAdapter) else ANONYMOUS
+        return _request_data(data, protocol, self._documents, caller)
 
     def _query_params(self, params: Mapping[str, str | list[str] | None]) -> dict[str, object]:
         values: dict[str, object] = dict(params)
@@ -246,13 +278,17 @@ def _never_ran(result: ExecutionResult) -> bool:
     return result.data is None and bool(errors) and all(e.path is None for e in errors)
 
 
-def _request_data(data: object, protocol: GraphQLRequestProtocol) -> GraphQLRequestData:
+def _request_data(
+    data: object, protocol: GraphQLRequestProtocol, documents: TrustedDocuments, caller: Caller
+) -> GraphQLRequestData:
     """The operation a request names, once its shape is what GraphQL over HTTP allows."""
     if isinstance(data, list):
         raise HTTPException(400, "batches (a JSON array) are not supported; send one operation")
     if not isinstance(data, dict):
         raise HTTPException(400, 'the request must be a JSON object such as {"query": "{ … }"}')
-    query = data.get("query")
+    # Its own text, or the registered document its documentId (or Apollo's persistedQuery
+    # extension) names; a role limited to registered documents is refused any text.
+    query = documents.query_of(data, caller.role)
     if not isinstance(query, str):
         message = "`query` is missing" if query is None else "`query` must be a string"
         raise HTTPException(400, message)

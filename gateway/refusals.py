@@ -11,8 +11,9 @@ from starlette.types import Scope, Send
 from core.errors import ErrorCode
 from core.masking import mask_ids
 
-# Liveness must answer while the gateway sheds load or a caller is over its rate.
-_UNGUARDED_PATHS = frozenset({"/healthz"})
+# Liveness, readiness and metrics must answer while the gateway sheds load or a caller is
+# over its rate; the last two are cheap however often they are asked (each shares a result).
+_UNGUARDED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def guarded(scope: Scope) -> bool:

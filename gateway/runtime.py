@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import aiohttp
+from strawberry.extensions import SchemaExtension
 
 from adapters.base import Adapter
-from adapters.registry import build_adapter
+from adapters.registry import ADAPTER_TYPES, build_adapter
 from core.clock import Clock
 from gateway.audit_store import AuditLog, load_audit_key
 from gateway.auth import Authenticator
 from gateway.config import GatewayConfig
 from gateway.gc_tuning import settle_heap
+from gateway.metrics import Metrics
+from gateway.observer import GatewayObserver
+from gateway.readiness import Check, Readiness, audit_check, snapshot_check
+from gateway.request_record import ObserveOperation, OperationNames
+from gateway.tracing import Tracing
 from resolvers.catalogue import Catalogue, load_catalogue
 from schema.context import Services
 
@@ -27,10 +34,22 @@ class Runtime:
         self.config = config
         self.clock = clock
         self.authenticator = Authenticator(config.clients)
+        # This runtime's own registry (never the process-wide one), or None: /metrics is off.
+        departments = [ADAPTER_TYPES[name].department for name in config.sources]
+        self.metrics = Metrics(departments) if config.metrics.enabled else None
+        # None unless [tracing] otlp_endpoint is set; a ConfigError here, before anything
+        # is served, when it is set and OpenTelemetry is not installed.
+        self.tracing = Tracing.from_config(config.tracing)
+        self.observer = GatewayObserver(self.metrics, self.tracing)
+        self.operation_names = OperationNames()
         # Read once, here: a missing, unreadable or short key stops the gateway (ConfigError).
         key_file = config.audit.key_file
         key = load_audit_key(key_file) if key_file is not None else None
-        self.audit = AuditLog(config.audit.url, config.audit.timeout_s, key)
+        on_write = self.metrics.audit_written if self.metrics is not None else None
+        self.audit = AuditLog(config.audit.url, config.audit.timeout_s, key, on_write)
+        if self.metrics is not None:
+            self.metrics.watch_audit_queue(lambda: self.audit.waiting)
+        self.readiness = Readiness(self._readiness_checks)
         # Checked at start: a bad catalogue entry stops the gateway before it serves.
         self.catalogue: Catalogue = load_catalogue()
         self.adapters: list[Adapter] = []
@@ -54,7 +73,7 @@ class Runtime:
                 connector=aiohttp.TCPConnector(limit=max(source.max_concurrency, 1) * 4),
             )
             self._sessions.append(session)
-            self.adapters.append(build_adapter(source, session, self.clock))
+            self.adapters.append(build_adapter(source, session, self.clock, self.observer))
         if self.audit.key is None:
             # contract §5: without a key, a chain rewritten and recomputed, or cut short,
             # still verifies; operators must know they run without that protection.
@@ -75,6 +94,25 @@ class Runtime:
         await asyncio.gather(*(s.close() for s in self._sessions), return_exceptions=True)
         self.adapters.clear()
         self._sessions.clear()
+        if self.tracing is not None:
+            await self.tracing.close()
+
+    def schema_extensions(self) -> list[Callable[[], SchemaExtension]]:
+        """Used by the app to build the schema: the operation's label, outcome and span."""
+        names, tracing = self.operation_names, self.tracing
+        return [lambda: ObserveOperation(names, tracing)]
+
+    def _readiness_checks(self) -> list[tuple[str, Check]]:
+        # What this replica cannot serve without, one line each: the state store and a
+        # shared cache backend join here once they exist. Departments are not asked.
+        return [
+            ("audit", audit_check(self.audit)),
+            *(
+                (adapter.department.value.lower(), snapshot_check(adapter))
+                for adapter in self.adapters
+                if adapter.answers_from_snapshot
+            ),
+        ]
 
     @property
     def services(self) -> Services:

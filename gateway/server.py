@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uvicorn
 from starlette.applications import Starlette
+from uvicorn.config import LOGGING_CONFIG
 
 from gateway.http_protocol import header_deadline_protocol
 from gateway.runtime import Runtime
@@ -15,8 +16,12 @@ def uvicorn_config(
     """The uvicorn.Config for an app made by create_app; host and port unless sockets are given."""
     runtime: Runtime = app.state.runtime
     limits = runtime.config.limits
+    # JSON logs: uvicorn keeps its hands off logging, so its own lines reach the root
+    # handler `credit-gateway` set up (gateway/logging_setup.py) as JSON too.
+    json_logs = runtime.config.logging.format == "json"
     return uvicorn.Config(
         app,
+        log_config=None if json_logs else LOGGING_CONFIG,
         host=host,
         port=port,
         log_level=log_level,

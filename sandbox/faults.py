@@ -39,6 +39,8 @@ _NONE_WORDS: Final = frozenset({"none", "null", "off", ""})
 _HANG_POLL_S: Final = 0.05
 # Arrival times kept for tests that check when calls came (a Retry-After honoured).
 _ARRIVALS_KEPT: Final = 10_000
+# Request headers of the latest calls, for tests that check what a caller sent (traceparent).
+_HEADERS_KEPT: Final = 200
 
 
 @dataclass
@@ -64,6 +66,8 @@ class FaultState:
     requests: Counter[str] = field(init=False, repr=False, compare=False)
     # Loop-independent monotonic time and "<METHOD> <path>" of each request, oldest first.
     arrivals: deque[tuple[float, str]] = field(init=False, repr=False, compare=False)
+    # "<METHOD> <path>" and the request headers of the latest calls, oldest first.
+    headers: deque[tuple[str, dict[str, str]]] = field(init=False, repr=False, compare=False)
     _buckets: dict[str, tuple[float, float]] = field(init=False, repr=False, compare=False)
     _baseline: dict[str, KnobValue] = field(init=False, repr=False, compare=False)
 
@@ -72,6 +76,7 @@ class FaultState:
         self.rng = random.Random(self.seed)
         self.requests = Counter()
         self.arrivals = deque(maxlen=_ARRIVALS_KEPT)
+        self.headers = deque(maxlen=_HEADERS_KEPT)
         self._buckets = {}
         self._baseline = self.knobs()
 
@@ -250,6 +255,7 @@ async def _fault_middleware(request: web.Request, handler: Handler) -> web.Strea
     key = f"{request.method} {request.path}"
     faults.requests[key] += 1
     faults.arrivals.append((time.monotonic(), key))
+    faults.headers.append((key, dict(request.headers)))
     if faults.hang:
         return await _hang_until_client_leaves(request)
     await _delay(faults)
@@ -349,4 +355,5 @@ async def _get_stats(request: web.Request) -> web.Response:
 async def _reset_stats(request: web.Request) -> web.Response:
     request.app[FAULTS_KEY].requests.clear()
     request.app[FAULTS_KEY].arrivals.clear()
+    request.app[FAULTS_KEY].headers.clear()
     return json_response({"requests": {}})

@@ -111,11 +111,17 @@ class SandboxServers:
         _check_department(name)
         return dict(self.faults[name].requests)
 
+    def request_headers(self, name: str) -> list[tuple[str, dict[str, str]]]:
+        """The latest requests' "<METHOD> <path>" and headers, oldest first (at most 200)."""
+        _check_department(name)
+        return list(self.faults[name].headers)
+
     def reset_counts(self) -> None:
         """Zero every department's request counters."""
         for state in self.faults.values():
             state.requests.clear()
             state.arrivals.clear()
+            state.headers.clear()
 
     def replace_dataset(self, dataset: Dataset) -> None:
         """Publish a new dataset version: all four re-index (water files get new ETags)."""
@@ -256,6 +262,11 @@ class SandboxThread:
         """Requests a department received, by "<METHOD> <path>"."""
         servers = self._running()
         return self._call(lambda: servers.request_counts(name))
+
+    def request_headers(self, name: str) -> list[tuple[str, dict[str, str]]]:
+        """The latest requests' "<METHOD> <path>" and headers, oldest first."""
+        servers = self._running()
+        return self._call(lambda: servers.request_headers(name))
 
     def reset_counts(self) -> None:
         """Zero every department's request counters."""

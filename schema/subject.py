@@ -71,7 +71,11 @@ def _fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
             yield from _fields(selection.selections)
 
 
-@strawberry.type(description="市场主体 / One market subject stitched from every department.")
+# An Apollo Federation entity (schema/federation.py): other subgraphs refer to a subject by
+# its USCC and a router resolves it through `_entities`, like `subject(uscc)`.
+@strawberry.federation.type(
+    keys=["uscc"], description="市场主体 / One market subject stitched from every department."
+)
 class Subject:
     view: strawberry.Private[SubjectView]
 

@@ -6,7 +6,7 @@ import hashlib
 import itertools
 import os
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import date
 from typing import Any
 
@@ -61,10 +61,15 @@ def gateway_config(
     urls: dict[str, str],
     audit: dict[str, Any] | None = None,
     limits: dict[str, Any] | None = None,
+    tables: dict[str, Any] | None = None,
     **sources: dict[str, Any],
 ) -> GatewayConfig:
-    """A config over the given department URLs with the test clients; per-source overrides."""
+    """A config over the given department URLs with the test clients; per-source overrides.
+
+    `tables`: further top-level tables as a TOML file would hold them ({"metrics": {…}}).
+    """
     table: dict[str, Any] = {
+        **(tables or {}),
         "audit": audit or {"url": audit_url()},
         "limits": {**UNTHROTTLED, **(limits or {})},
         "sources": {
@@ -122,6 +127,24 @@ def gateway(sandbox: SandboxThread) -> Iterator[GatewayServer]:
     server = GatewayServer(create_app(gateway_config(sandbox.urls), Clock(TODAY))).start()
     yield server
     server.stop()
+
+
+GatewayFactory = Callable[..., GatewayServer]
+
+
+@pytest.fixture
+def make_gateway(sandbox: SandboxThread) -> Iterator[GatewayFactory]:
+    """Gateways of their own over the session sandbox (gateway_config's overrides)."""
+    started: list[GatewayServer] = []
+
+    def factory(**overrides: Any) -> GatewayServer:
+        server = GatewayServer(create_app(gateway_config(sandbox.urls, **overrides), Clock(TODAY)))
+        started.append(server.start())
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
@@ -79,3 +80,13 @@ class GraphQLClient:
     def query(self, query: str, variables: dict[str, object] | None = None, **kw: Any) -> Any:
         """The decoded JSON body (data and errors)."""
         return self.post(query, variables, **kw).json()
+
+
+def raw_get(url: str, target: str) -> bytes:
+    """The answer to a GET of target exactly as written (no client re-encodes it)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n".encode()
+        )
+        return b"".join(iter(lambda: sock.recv(65536), b""))

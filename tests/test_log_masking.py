@@ -21,7 +21,7 @@ from tests.cli import ROOT, write_config
 from tests.conftest import audit_url
 from tests.pii import full_id_numbers
 from tests.sandbox_support import COMPANY_A, PERSON_1
-from tests.servers import KEYS, GatewayServer, GraphQLClient
+from tests.servers import KEYS, GatewayServer, GraphQLClient, raw_get
 
 # A line a client would like the log to show, as `serve` formats its own: it must never
 # start a line of the log.
@@ -155,16 +155,6 @@ def test_control_characters_never_break_a_record_into_lines(collected: _Collect)
     assert "ValueError: bad input" in collected.lines[2]
 
 
-def _raw_get(url: str, target: str) -> bytes:
-    """The answer to a GET of target exactly as written (no client re-encodes it)."""
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall(
-            f"GET {target} HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\n\r\n".encode()
-        )
-        return b"".join(iter(lambda: sock.recv(65536), b""))
-
-
 def _attacks(number: str) -> list[str]:
     """Request targets that carry a forged line (CRLF) or a number hidden by encoding."""
     forged = FORGED.replace(" ", "%20")
@@ -184,7 +174,7 @@ def test_a_get_forges_no_log_line_and_leaves_no_encoded_id(
     collected: _Collect, gateway: GatewayServer
 ) -> None:
     for target in _attacks(PERSON_1):
-        assert _raw_get(gateway.url, target).startswith(b"HTTP/1.1 ")
+        assert raw_get(gateway.url, target).startswith(b"HTTP/1.1 ")
     assert len(_access_lines(collected, len(_attacks(PERSON_1)))) == len(_attacks(PERSON_1))
     text = "\n".join(collected.lines)
     assert not [line for line in text.splitlines() if line.startswith(FORGED)], text
@@ -219,7 +209,7 @@ def test_serve_writes_no_forged_line_and_no_full_id_to_its_log(
             except httpx.TransportError:
                 time.sleep(0.1)
         for target in _attacks(PERSON_1):
-            assert _raw_get(url, target).startswith(b"HTTP/1.1 ")
+            assert raw_get(url, target).startswith(b"HTTP/1.1 ")
     finally:
         process.send_signal(signal.SIGINT)
         _, log = process.communicate(timeout=60)
