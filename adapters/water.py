@@ -244,6 +244,9 @@ class WaterAdapter(Adapter):
         if known is not None and known.etag:
             # water.md: a matching If-None-Match gets 304 with no body.
             headers["If-None-Match"] = known.etag
+        # A department call like the live ones' (metrics, span, traceparent): one download.
+        observed = self.deps.observer.department_call(Department.WATER)
+        outcome = CallOutcome.CANCELLED
         try:
             answer = await fetch(
                 self.deps.session,
@@ -251,15 +254,19 @@ class WaterAdapter(Adapter):
                 "GET",
                 self._base_url + spec.path,
                 timeout_s=self._download_timeout_s,
-                headers=headers,
+                headers=observed.headers(headers),
                 accept=frozenset({200, 304}),
                 max_bytes=self._max_file_bytes,
             )
+            outcome = CallOutcome.OK
         except SourceError as exc:
+            outcome = outcome_of(exc)
             # The same failure, naming the file, for the STALE/UNAVAILABLE message.
             raise SourceError(
                 Department.WATER, exc.kind, f"{spec.name}: {exc.message}", exc.retry_after_s
             ) from None
+        finally:
+            observed.finished(outcome)
         if answer.status == 304:
             if known is None:
                 raise SourceError(

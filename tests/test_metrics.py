@@ -170,7 +170,11 @@ def test_the_tour_shows_as_requests_and_department_calls(
     )
     assert value(samples, done, kind="audit_entry", outcome="ok") == 1
     assert value(samples, waiting, kind="audit_entry") == 0
-    assert value(samples, done, kind="water_sync", outcome="ok") >= 1
+    syncs = value(samples, done, kind="water_sync", outcome="ok")
+    assert syncs >= 1
+    # Each sync downloads water's three files, each one department call.
+    calls = "credit_gateway_department_calls_total"
+    assert value(samples, calls, department="water", outcome="ok") == 3 * syncs
     assert total(samples, done, kind="water_sync") == value(
         samples, done, kind="water_sync", outcome="ok"
     )
@@ -223,6 +227,8 @@ def test_a_failed_sync_is_background_work_done_with_its_outcome(
     _, samples = scrape(server)
     done = "credit_gateway_background_jobs_done_total"
     assert value(samples, done, kind="water_sync", outcome="unavailable") == 1
+    calls = "credit_gateway_department_calls_total"
+    assert value(samples, calls, department="water", outcome="unavailable") >= 1
     assert value(samples, done, kind="water_sync", outcome="ok") == 0
 
 
