@@ -86,6 +86,10 @@ class Adapter(abc.ABC):
         """The codes an answer cache holds fresh facts on, without a call; used by the loaders."""
         return {}
 
+    def background_pace_s(self, codes: int, share: float) -> float:
+        """Used by background work to size its budget: the least time its pace needs for codes."""
+        return 0.0  # no published rate: batches answer in one call's time
+
     @abc.abstractmethod
     async def lookup_subjects(
         self, usccs: Sequence[str], parts: Parts = None

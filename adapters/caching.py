@@ -56,6 +56,10 @@ class CachingAdapter(Adapter):
         cache = self._subjects.get(asked_parts(self.department, parts))
         return cache.fresh(usccs) if cache is not None else {}
 
+    def background_pace_s(self, codes: int, share: float) -> float:
+        """The wrapped adapter's pace (the cache does not know which codes it holds)."""
+        return self.inner.background_pace_s(codes, share)
+
     async def lookup_subjects(
         self, usccs: Sequence[str], parts: Parts = None
     ) -> Mapping[str, SubjectResult]:

@@ -42,6 +42,8 @@ PAGE_SIZE = 20
 # A total this large is not a real answer; refusing it keeps one reply from spawning
 # thousands of page calls.
 MAX_PAGES = 500
+# A subject's first pages: 失信 and 限制消费, each under the USCC and the organisation code.
+CALLS_PER_SUBJECT = 4
 # courts.md: "default 50 requests/s per caller"; beyond it the courts answer 429.
 DEFAULT_MAX_RPS = 50.0
 DEFAULT_MAX_BURST = 4
@@ -94,6 +96,7 @@ class CourtsAdapter(Adapter):
     def __init__(self, deps: AdapterDeps) -> None:
         super().__init__(deps)
         options = read_options(CourtsOptions, deps.config.options)
+        self._max_rps = options.max_rps
         self._http = SourceHttp(
             deps, Department.COURTS, max_rps=options.max_rps, burst=options.max_burst
         )
@@ -109,6 +112,10 @@ class CourtsAdapter(Adapter):
             *(self._http.settle(self._subject(code), deadline) for code in codes)
         )
         return dict(zip(codes, results, strict=True))
+
+    def background_pace_s(self, codes: int, share: float) -> float:
+        """Four first pages a code (失信 and 限制消费, USCC and organisation code), at the share."""
+        return codes * CALLS_PER_SUBJECT / (self._max_rps * share)
 
     async def lookup_persons(self, id_numbers: Sequence[str]) -> Mapping[str, PersonResult]:
         """A person's own 失信 and 限制消费 records, by the full citizen ID."""

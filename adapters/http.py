@@ -20,7 +20,7 @@ from multidict import CIMultiDictProxy
 
 from adapters.base import AdapterDeps
 from adapters.breaker import BreakerOptions, CircuitBreaker
-from adapters.deadline import lookup_deadline
+from adapters.deadline import background, lookup_deadline
 from adapters.observe import CallOutcome, outcome_of
 from adapters.retry import Pause, RetryOptions, RetryPolicy, retrying
 from core.records import Department
@@ -180,6 +180,7 @@ class Pacer:
     def __init__(self, rate_per_s: float, burst: int = 1) -> None:
         if rate_per_s <= 0 or burst < 1:
             raise ValueError("a pace needs a positive rate and a burst of at least one request")
+        self.rate_per_s = rate_per_s
         self._interval = 1.0 / rate_per_s
         self._tolerance = (burst - 1) * self._interval
         # Theoretical arrival time of the next call (GCRA); send times only ever increase.
@@ -208,9 +209,9 @@ class Pacer:
         self._sent = deque(t for t in sent if t > now - 1.0)
         return times
 
-    async def wait(self) -> None:
+    async def wait(self, booked_first: bool = True) -> None:
         """Return when one more request may be sent: at a booked time, else the next free one."""
-        booked = _BOOKED.get()
+        booked = _BOOKED.get() if booked_first else None
         at = booked.pop(0) if booked else (self.book(1, math.inf) or [0.0])[0]
         delay = at - asyncio.get_running_loop().time()
         if delay > 0:
@@ -240,6 +241,9 @@ class SourceHttp:
         # too), so neither a big batch nor a retry storm can flood the department.
         self._slots = asyncio.Semaphore(max(1, deps.config.max_concurrency))
         self._pacer = Pacer(max_rps, burst) if max_rps is not None else None
+        # Background work's own bounds (contract §7, [background] share), made at its first
+        # call: a share of the slots, and of the pace.
+        self._background: tuple[asyncio.Semaphore, Pacer | None] | None = None
         self._retry = RetryPolicy.from_config(deps.config)
         self._breaker = CircuitBreaker.from_config(department, deps.config, deps.clock)
         self._pause = Pause(department)
@@ -285,47 +289,68 @@ class SourceHttp:
         return answer
 
     async def _attempt(self, call: _Call, deadline: float) -> HttpAnswer:
-        async with self._slots:
-            if self._pacer is not None:
-                await self._pacer.wait()
-            # Ends a moment before the lookup's deadline, so that a hung department is seen
-            # timing out here (and counted) rather than the whole lookup being cut off.
-            left = deadline - asyncio.get_running_loop().time() - _ATTEMPT_MARGIN_S
-            window = min(self._retry.attempt_timeout_s, left)
-            if window <= 0:
-                raise SourceError(
-                    self.department, FailureKind.TIMEOUT, "no answer within the timeout"
-                )
-            # Observed from here: the exchange itself, not the wait for a slot or the pace.
-            observed = self.deps.observer.department_call(self.department)
-            outcome = CallOutcome.CANCELLED
-            try:
-                answer = await fetch(
-                    self.deps.session,
-                    self.department,
-                    call.method,
-                    call.url,
-                    timeout_s=window,
-                    params=call.params,
-                    data=call.data,
-                    headers=observed.headers(call.headers),
-                    accept=call.accept,
-                )
-                error = call.failure_of(answer) if call.failure_of is not None else None
-                if error is not None:
-                    raise error
-                outcome = CallOutcome.OK
-                return answer
-            except SourceError as error:
-                outcome = outcome_of(error)
-                # A timeout of an attempt the budget cut short (it queued behind a big
-                # batch) says nothing about the department; every other failure does.
-                cut_short = error.kind is FailureKind.TIMEOUT and window < self._retry.min_window_s
-                if self._retry.transient(error) and not cut_short:
-                    call.failed = True
-                raise
-            finally:
-                observed.finished(outcome)
+        work = background()
+        if work is None:
+            async with self._slots:
+                if self._pacer is not None:
+                    await self._pacer.wait()
+                return await self._exchange(call, deadline)
+        slots, pacer = self._background_bounds(work.share)
+        async with slots:
+            if pacer is not None and self._pacer is not None:
+                # Its own share of the pace first (booked by `booked`), then the department's
+                # pace just in time: waiting, background work holds none of the callers'
+                # slots, and the callers' bookings ahead of it keep their place.
+                await pacer.wait()
+                await self._pacer.wait(booked_first=False)
+            async with self._slots:
+                return await self._exchange(call, deadline)
+
+    def _background_bounds(self, share: float) -> tuple[asyncio.Semaphore, Pacer | None]:
+        if self._background is None:
+            slots = max(1, math.floor(self.deps.config.max_concurrency * share))
+            pacer = Pacer(self._pacer.rate_per_s * share) if self._pacer is not None else None
+            self._background = (asyncio.Semaphore(slots), pacer)
+        return self._background
+
+    async def _exchange(self, call: _Call, deadline: float) -> HttpAnswer:
+        """One attempt on the wire, once its slot and pace are had."""
+        # Ends a moment before the lookup's deadline, so that a hung department is seen
+        # timing out here (and counted) rather than the whole lookup being cut off.
+        left = deadline - asyncio.get_running_loop().time() - _ATTEMPT_MARGIN_S
+        window = min(self._retry.attempt_timeout_s, left)
+        if window <= 0:
+            raise SourceError(self.department, FailureKind.TIMEOUT, "no answer within the timeout")
+        # Observed from here: the exchange itself, not the wait for a slot or the pace.
+        observed = self.deps.observer.department_call(self.department)
+        outcome = CallOutcome.CANCELLED
+        try:
+            answer = await fetch(
+                self.deps.session,
+                self.department,
+                call.method,
+                call.url,
+                timeout_s=window,
+                params=call.params,
+                data=call.data,
+                headers=observed.headers(call.headers),
+                accept=call.accept,
+            )
+            error = call.failure_of(answer) if call.failure_of is not None else None
+            if error is not None:
+                raise error
+            outcome = CallOutcome.OK
+            return answer
+        except SourceError as error:
+            outcome = outcome_of(error)
+            # A timeout of an attempt the budget cut short (it queued behind a big
+            # batch) says nothing about the department; every other failure does.
+            cut_short = error.kind is FailureKind.TIMEOUT and window < self._retry.min_window_s
+            if self._retry.transient(error) and not cut_short:
+                call.failed = True
+            raise
+        finally:
+            observed.finished(outcome)
 
     async def get_json(self, path: str, params: Mapping[str, str] | None = None) -> object:
         """GET answered by JSON (courts, market single calls)."""
@@ -349,8 +374,12 @@ class SourceHttp:
             yield
             return
         deadline = _LOOKUP_DEADLINE.get() or self.deadline()
+        work = background()
+        # Background work books on its own share of the pace (see _attempt).
+        pacer = self._pacer if work is None else self._background_bounds(work.share)[1]
+        assert pacer is not None
         # The last booked call must still leave time for a normal answer.
-        times = self._pacer.book(calls, deadline - self._retry.min_window_s)
+        times = pacer.book(calls, deadline - self._retry.min_window_s)
         if times is None:
             raise SourceError(
                 self.department,

@@ -18,6 +18,7 @@ from core.masking import install_log_masking
 from gateway.access_log import AccessLogMiddleware
 from gateway.auth import AuthMiddleware
 from gateway.body_limit import BodyLimitMiddleware
+from gateway.bulk_export import export_bulk_check
 from gateway.config import GatewayConfig
 from gateway.graphiql import ASSETS_PATH, AssetFiles, redirect_to_ide
 from gateway.graphql_view import GatewayGraphQL
@@ -57,6 +58,7 @@ def create_app(config: GatewayConfig, clock: Clock | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/exports/bulk-checks/{check_id}.csv", export_bulk_check, methods=["GET"]),
     ]
     if runtime.metrics is not None:
         routes.append(Route("/metrics", metrics_page, methods=["GET"]))

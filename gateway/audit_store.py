@@ -33,7 +33,7 @@ from core.audit import (
     unstorable,
 )
 from gateway.config import ConfigError
-from gateway.database_url import sqlite_path
+from store.database_url import sqlite_path
 
 log = logging.getLogger(__name__)
 

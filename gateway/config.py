@@ -27,8 +27,17 @@ from gateway.config_operations import (
     persisted_config,
     tracing_config,
 )
-from gateway.database_url import sqlite_path
+from gateway.config_state import (
+    STATE_TABLES,
+    BackgroundConfig,
+    StateConfigError,
+    StoreConfig,
+    background_config,
+    default_store_url,
+    store_config,
+)
 from schema.query_limits import DocumentLimits
+from store.database_url import sqlite_path
 
 # contract §6's keys of every [sources.<name>] table; the rest are the adapter's knobs.
 _SOURCE_KEYS = {"url", "timeout_s", "max_concurrency"}
@@ -149,6 +158,15 @@ class GatewayConfig:
     tracing: TracingConfig = field(default_factory=TracingConfig)
     persisted: PersistedConfig = field(default_factory=PersistedConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    # contract §7: the gateway's own state (bulk checks); None here means beside the audit
+    # store, which parse_config always fills in.
+    store: StoreConfig | None = None
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+
+    @property
+    def store_url(self) -> str:
+        """[store] url, or its default beside the audit store."""
+        return self.store.url if self.store is not None else default_store_url(self.audit.url)
 
 
 def load_config(path: str | Path) -> GatewayConfig:
@@ -167,7 +185,7 @@ def load_config(path: str | Path) -> GatewayConfig:
 def parse_config(data: Mapping[str, Any]) -> GatewayConfig:
     """Build a GatewayConfig from parsed TOML; raises ConfigError naming the bad entry."""
     sections = {"sources", "clients", "audit", "limits", "supervision", "graphiql"}
-    unknown = set(data) - sections - set(OPERATIONS_TABLES)
+    unknown = set(data) - sections - set(OPERATIONS_TABLES) - set(STATE_TABLES)
     if unknown:
         raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
     sources = _table(data, "sources")
@@ -177,10 +195,18 @@ def parse_config(data: Mapping[str, Any]) -> GatewayConfig:
     extra = sorted(set(sources) - set(DEPARTMENT_SOURCES))
     if extra:
         raise ConfigError(f"[sources.{extra[0]}] is not a known department")
+    audit = _audit(_table(data, "audit", required=False))
+    try:
+        store = store_config(_table(data, "store", required=False), audit.url)
+        background = background_config(_table(data, "background", required=False))
+    except StateConfigError as exc:
+        raise ConfigError(str(exc)) from None
     return GatewayConfig(
         sources={name: _source(name, _table(sources, name)) for name in DEPARTMENT_SOURCES},
         clients=_clients(data.get("clients", [])),
-        audit=_audit(_table(data, "audit", required=False)),
+        audit=audit,
+        store=store,
+        background=background,
         limits=_limits(_table(data, "limits", required=False)),
         supervision=_supervision(_table(data, "supervision", required=False)),
         graphiql=_graphiql(_table(data, "graphiql", required=False)),

@@ -42,9 +42,10 @@ REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
 CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 30.0)
 # An audit commit is an fsync of the write-ahead log: about a millisecond on SSDs.
 AUDIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
-# Kinds of background work (label `kind`): entries the audit writer commits, and each file
-# source's syncs ("water_sync"); a closed set, like every label here.
+# Kinds of background work (label `kind`): entries the audit writer commits, codes of bulk
+# checks, and each file source's syncs ("water_sync"); a closed set, like every label here.
 AUDIT_ENTRY = "audit_entry"
+BULK_CODE = "bulk_code"
 
 
 class Metrics:
@@ -152,6 +153,8 @@ class Metrics:
         self.audit_write_duration.labels("ok")
         self.background_done.labels(AUDIT_ENTRY, "ok")
         self.background_waiting.labels(AUDIT_ENTRY)
+        self.background_waiting.labels(BULK_CODE)
+        self.background_done.labels(BULK_CODE, "final")
         self._page: tuple[float, bytes] | None = None
 
     def request_done(self, operation: str, outcome: str, seconds: float) -> None:
@@ -208,6 +211,17 @@ class Metrics:
     def watch_audit_queue(self, waiting: Callable[[], int]) -> None:
         """Used by the runtime once: the audit entries queued for the writer, read at scrape."""
         self.background_waiting.labels(AUDIT_ENTRY).set_function(waiting)
+
+    def bulk_settled(self, final: int, retried: int) -> None:
+        """Used by the background scheduler: codes given their final result, or a later try."""
+        if final:
+            self.background_done.labels(BULK_CODE, "final").inc(final)
+        if retried:
+            self.background_done.labels(BULK_CODE, "retry").inc(retried)
+
+    def bulk_waiting(self, codes: int) -> None:
+        """Used by the background scheduler: codes of active checks without a final result."""
+        self.background_waiting.labels(BULK_CODE).set(codes)
 
     def sync_done(self, department: Department, outcome: CallOutcome) -> None:
         """Used (through the observer) by a file source after each sync of its snapshot."""

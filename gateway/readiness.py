@@ -22,6 +22,7 @@ from adapters.base import Adapter
 from core.audit import AuditUnavailable
 from core.sources import SourceState
 from gateway.audit_store import AuditLog, StoreChanged
+from store.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,19 @@ def audit_check(audit: AuditLog) -> Check:
             return CheckResult(False, "cannot be opened or written", str(exc))
         except TimeoutError as exc:
             return CheckResult(False, "the audit writer is busy", str(exc))
+        return CheckResult(True)
+
+    return check
+
+
+def store_check(db: Database) -> Check:
+    """The state store (bulk checks) takes a write transaction now; nothing is written."""
+
+    async def check() -> CheckResult:
+        try:
+            await db.check_writable()
+        except Exception as exc:  # sqlite3, psycopg and OS errors alike: the store is down
+            return CheckResult(False, "cannot be opened or written", f"{type(exc).__name__}: {exc}")
         return CheckResult(True)
 
     return check

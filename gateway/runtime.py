@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 import aiohttp
 from strawberry.extensions import SchemaExtension
@@ -14,15 +15,20 @@ from adapters.registry import ADAPTER_TYPES, build_adapter
 from core.clock import Clock
 from gateway.audit_store import AuditLog, load_audit_key
 from gateway.auth import Authenticator
+from gateway.background import BackgroundScheduler
 from gateway.config import GatewayConfig
 from gateway.gc_tuning import settle_heap
 from gateway.metrics import Metrics
 from gateway.observer import GatewayObserver
-from gateway.readiness import Check, Readiness, audit_check, snapshot_check
+from gateway.readiness import Check, Readiness, audit_check, snapshot_check, store_check
 from gateway.request_record import ObserveOperation, OperationNames
 from gateway.tracing import Tracing
+from resolvers.bulk import BulkChecks, BulkSettings
 from resolvers.catalogue import Catalogue, load_catalogue
 from schema.context import Services
+from store.bulk import BulkStore
+from store.database import open_database
+from store.migrate import migrate
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +61,23 @@ class Runtime:
         self.adapters: list[Adapter] = []
         self._sessions: list[aiohttp.ClientSession] = []
         # The adapters list is filled in place at start, so the services see it then.
-        self._services = Services(
+        services = Services(
             adapters=self.adapters,
             catalogue=self.catalogue,
             audit=self.audit,
             max_batch=config.limits.max_batch,
             search_page_max=config.limits.search_page_max,
             spot_check_ratios=config.supervision.ratios,
+        )
+        # The gateway's own state (contract §7): connected and migrated at start.
+        self.state = open_database(config.store_url)
+        bulk_store = BulkStore(self.state)
+        self.background = BackgroundScheduler(
+            bulk_store, config.background, services, clock, self.metrics
+        )
+        settings = BulkSettings(max_codes=config.background.max_bulk_codes)
+        self._services = replace(
+            services, bulk=BulkChecks(bulk_store, settings, clock, self.background.wake)
         )
 
     async def start(self) -> None:
@@ -82,16 +98,23 @@ class Runtime:
                 "or shortened chain is detected (docs/privacy.md)",
                 self.audit.path,
             )
+        applied = await migrate(self.state)
+        if applied:
+            log.info("state store migrated to version %d", applied[-1])
         await asyncio.gather(self.audit.start(), *(adapter.start() for adapter in self.adapters))
+        # After the adapters: a check that was running when the gateway stopped goes on.
+        await self.background.start()
         settle_heap()
         log.info("gateway started with %d sources", len(self.adapters))
 
     async def close(self) -> None:
         """Stop the adapters' background work, then close their sessions."""
+        await self.background.close()
         await asyncio.gather(
             self.audit.close(), *(a.close() for a in self.adapters), return_exceptions=True
         )
         await asyncio.gather(*(s.close() for s in self._sessions), return_exceptions=True)
+        await self.state.close()
         self.adapters.clear()
         self._sessions.clear()
         if self.tracing is not None:
@@ -103,10 +126,11 @@ class Runtime:
         return [lambda: ObserveOperation(names, tracing)]
 
     def _readiness_checks(self) -> list[tuple[str, Check]]:
-        # What this replica cannot serve without, one line each: the state store and a
-        # shared cache backend join here once they exist. Departments are not asked.
+        # What this replica cannot serve without, one line each (a shared cache backend
+        # joins here once it exists). Departments are not asked.
         return [
             ("audit", audit_check(self.audit)),
+            ("store", store_check(self.state)),
             *(
                 (adapter.department.value.lower(), snapshot_check(adapter))
                 for adapter in self.adapters

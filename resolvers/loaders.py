@@ -24,7 +24,9 @@ F = TypeVar("F", SubjectFacts, PersonFacts)
 class Loaders:
     """Created for each request; every resolver goes through these, never the adapters."""
 
-    def __init__(self, adapters: Sequence[Adapter]) -> None:
+    def __init__(self, adapters: Sequence[Adapter], one_by_one_batch: int | None = None) -> None:
+        """`one_by_one_batch`: for a department asked one code a call (the courts), how many
+        codes one batch of this loader holds; background work settles its results by them."""
         # contract §6: one budget per request. Every round of department calls this request
         # makes (a person, then their subjects) ends by this start plus timeout_s.
         self.started = asyncio.get_running_loop().time()
@@ -32,7 +34,10 @@ class Loaders:
         # the courts, water): a query's codes become one batched call per part asked, and a
         # part two fields (or a later round) need for the same code is asked once.
         self._parts: dict[Part, DataLoader[str, Answer[SubjectFacts]]] = {
-            part: DataLoader(self._part_batch(a, part))
+            part: DataLoader(
+                self._part_batch(a, part),
+                max_batch_size=one_by_one_batch if a.max_batch == 1 else None,
+            )
             for a in adapters
             for part in PARTS_OF[a.department]
         }

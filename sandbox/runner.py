@@ -116,6 +116,11 @@ class SandboxServers:
         _check_department(name)
         return list(self.faults[name].headers)
 
+    def request_arrivals(self, name: str) -> list[tuple[float, str]]:
+        """Monotonic arrival time and "<METHOD> <path>" of the latest requests, oldest first."""
+        _check_department(name)
+        return list(self.faults[name].arrivals)
+
     def reset_counts(self) -> None:
         """Zero every department's request counters."""
         for state in self.faults.values():
@@ -267,6 +272,11 @@ class SandboxThread:
         """The latest requests' "<METHOD> <path>" and headers, oldest first."""
         servers = self._running()
         return self._call(lambda: servers.request_headers(name))
+
+    def request_arrivals(self, name: str) -> list[tuple[float, str]]:
+        """Monotonic arrival time and "<METHOD> <path>" of the latest requests, oldest first."""
+        servers = self._running()
+        return self._call(lambda: servers.request_arrivals(name))
 
     def reset_counts(self) -> None:
         """Zero every department's request counters."""

@@ -18,6 +18,7 @@ from strawberry.extensions import MaskErrors, MaxTokensLimiter, SchemaExtension
 from strawberry.types import ExecutionContext
 
 from core.roles import Role
+from schema.bulk import BulkMutations
 from schema.errors import should_mask
 from schema.extensions import MaskIdsInErrors, ReportFailedSources
 from schema.federation import FEDERATION_VERSION, FederatedQuery
@@ -63,6 +64,11 @@ class GatewaySchema(strawberry.federation.Schema):
         return "\n\n".join([sdl, note + "\n" + definitions[0], *definitions[1:]])
 
 
+@strawberry.type
+class Mutation(BulkMutations):
+    """The Mutation root: bulk checks now, watchlists next (contract §8–§9)."""
+
+
 def build_schema(
     limits: DocumentLimits | None = None,
     introspection_roles: Collection[Role] = tuple(Role),
@@ -86,6 +92,7 @@ def build_schema(
         by_role.append(lambda: IntrospectionByRole(allowed, refusing))
     return GatewaySchema(
         query=FederatedQuery,
+        mutation=Mutation,
         federation_version=FEDERATION_VERSION,
         extensions=[
             *extensions,

@@ -13,6 +13,7 @@ from starlette.websockets import WebSocket
 from adapters.base import Adapter
 from core.audit import AuditStore
 from core.roles import Caller
+from resolvers.bulk import BulkChecks
 from resolvers.catalogue import Catalogue
 from resolvers.loaders import Loaders
 
@@ -27,6 +28,8 @@ class Services:
     max_batch: int
     search_page_max: int
     spot_check_ratios: Mapping[str, float]
+    # Bulk checks on the state store (contract §8); set by the runtime.
+    bulk: BulkChecks | None = None
 
     def searcher(self) -> Adapter | None:
         """The adapter that searches subjects by name, if any source can."""

@@ -13,6 +13,7 @@ from core.sources import SourceHealth, SourceState
 from resolvers.persons import find_person
 from resolvers.subjects import decode_cursor, find_subject, find_subjects, search_subjects
 from schema.audit import AUDIT_CURSOR, AuditConnection
+from schema.bulk import BulkQueries
 from schema.determination import Measure
 from schema.enums import QueryPurpose, Scenario
 from schema.page import PageInfo
@@ -20,16 +21,10 @@ from schema.permissions import context, require_not_public, require_regulator
 from schema.person import Person
 from schema.personal_access import AuditedPersonQuery
 from schema.subject import Subject, plan_of
-from schema.types import SourceStatus
+from schema.types import LookupError, SourceStatus
 
 # The most audit entries one auditLog page returns.
 AUDIT_PAGE_MAX = 500
-
-
-@strawberry.type(description="批量查询错误 / Why one item of a batch has no subject.")
-class LookupError:
-    code: str = strawberry.field(description="INVALID_USCC, NOT_FOUND or SOURCE_UNAVAILABLE")
-    message: str
 
 
 @strawberry.type(description="批量查询结果项 / One item of a batch, in input order.")
@@ -53,7 +48,7 @@ class SubjectConnection:
 
 
 @strawberry.type
-class Query:
+class Query(BulkQueries):
     @strawberry.field(
         description="按统一社会信用代码查询市场主体，各部门数据合并；无部门知晓该代码时为空 / One "
         "market subject stitched from every department; null when no department knows the code."

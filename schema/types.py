@@ -124,3 +124,9 @@ class SourceStatus:
             as_of=health.as_of,
             message=health.message,
         )
+
+
+@strawberry.type(description="批量查询错误 / Why one item of a batch has no subject.")
+class LookupError:
+    code: str = strawberry.field(description="INVALID_USCC, NOT_FOUND or SOURCE_UNAVAILABLE")
+    message: str

@@ -52,6 +52,11 @@ _AUDIT_DIR = tempfile.TemporaryDirectory(prefix="credit-gateway-audit-")
 _AUDIT_NUMBERS = itertools.count(1)
 
 
+def state_url() -> str:
+    """A fresh SQLite state store ([store] url) beside the audit stores."""
+    return f"sqlite://{_AUDIT_DIR.name}/state-{next(_AUDIT_NUMBERS)}.db"
+
+
 def audit_url() -> str:
     """A fresh SQLite audit store in the session's temporary directory."""
     return f"sqlite://{_AUDIT_DIR.name}/audit-{next(_AUDIT_NUMBERS)}.db"
@@ -92,6 +97,8 @@ def gateway_config(
             for role, key in KEYS.items()
         ],
     }
+    # Each gateway its own state store, as each has its own audit store.
+    table.setdefault("store", {"url": state_url()})
     table["sources"]["courts"].setdefault("max_rps", FAST_COURTS_RPS)
     table["sources"]["courts"].setdefault("max_concurrency", 16)
     return parse_config(table)

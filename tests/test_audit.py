@@ -26,7 +26,7 @@ from core.audit import (
     entry_hash,
 )
 from gateway.audit_store import AuditLog, verify_chain
-from gateway.database_url import sqlite_path
+from store.database_url import sqlite_path
 from tests.cli import run_cli, write_config
 
 CST = timezone(timedelta(hours=8))

@@ -10,7 +10,7 @@ import pytest
 
 from core.roles import Role
 from gateway.config import ConfigError, RateConfig, load_config, parse_config
-from gateway.database_url import sqlite_path
+from store.database_url import sqlite_path
 
 VALID: dict[str, Any] = {
     "sources": {
@@ -293,3 +293,32 @@ def test_operations_tables_default_to_metrics_on_and_the_rest_off() -> None:
     assert not config.tracing.enabled and config.persisted.path is None
     assert config.http.cors_allow_origins == () and config.http.gzip_min_bytes == 1024
     assert set(config.http.introspection_roles) == set(Role)
+
+
+@pytest.mark.parametrize(
+    ("table", "value", "message"),
+    [
+        ("store", {"url": "mysql://db/credit"}, r"\[store\] url must be sqlite"),
+        ("store", {"url": "sqlite://"}, r"\[store\] url must name a file"),
+        ("store", {"path": "/x.db"}, r"\[store\] has unknown key\(s\): path"),
+        ("background", {"share": 0}, r"\[background\] share must be above 0"),
+        ("background", {"share": 1.5}, r"\[background\] share must be above 0"),
+        ("background", {"lease_s": 1}, r"\[background\] lease_s must be between 5"),
+        ("background", {"max_bulk_codes": 2.5}, r"\[background\] max_bulk_codes must be"),
+        ("background", {"retry_window_s": -1}, r"\[background\] retry_window_s must be"),
+        ("background", {"shares": 0.5}, r"\[background\] has unknown key\(s\): shares"),
+    ],
+)
+def test_state_tables_are_checked(table: str, value: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({**VALID, table: value})
+
+
+def test_the_store_defaults_to_state_db_beside_the_audit_store() -> None:
+    config = parse_config(VALID)
+    assert config.store_url == "sqlite:///tmp/state.db"
+    assert config.background.share == 0.7 and config.background.lease_s == 30
+    assert config.background.max_bulk_codes == 50_000
+    assert config.background.retry_window_s == 600
+    url = "postgresql://gateway@db.internal/credit"
+    assert parse_config({**VALID, "store": {"url": url}}).store_url == url

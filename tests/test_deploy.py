@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from gateway.config import load_config
-from gateway.database_url import sqlite_path
+from store.database_url import sqlite_path
 from tests.cli import ROOT, UNUSED_URLS
 
 DEPLOY = ROOT / "deploy"

@@ -49,7 +49,10 @@ def test_ready_over_the_sandbox_without_writing_or_calling_anyone(
     for _ in range(3):
         response = _fresh_readyz(server)
         assert response.status_code == 200, response.text
-        assert response.json() == {"status": "ready", "checks": {"audit": "ok", "water": "ok"}}
+        assert response.json() == {
+            "status": "ready",
+            "checks": {"audit": "ok", "store": "ok", "water": "ok"},
+        }
         assert response.headers["cache-control"] == "no-store"
     # The audit probe takes the write lock and rolls back: no entry is ever appended, and
     # no department is asked anything.
@@ -66,7 +69,7 @@ def test_not_ready_until_water_has_its_first_snapshot(
     assert response.status_code == 503
     assert response.json() == {
         "status": "not ready",
-        "checks": {"audit": "ok", "water": "no snapshot yet"},
+        "checks": {"audit": "ok", "store": "ok", "water": "no snapshot yet"},
     }
     # The gateway itself serves all the while: only its readiness waits for the files.
     assert httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200
@@ -94,7 +97,7 @@ def test_not_ready_while_the_audit_store_cannot_be_written(
     assert response.status_code == 503
     assert response.json() == {
         "status": "not ready",
-        "checks": {"audit": "cannot be opened or written", "water": "ok"},
+        "checks": {"audit": "cannot be opened or written", "store": "ok", "water": "ok"},
     }
     # Nothing of the cause (paths, SQLite's words) is shown to whoever asks.
     assert str(tmp_path) not in response.text
@@ -123,6 +126,29 @@ def test_not_ready_while_another_process_holds_the_write_lock(
         holder.execute("ROLLBACK")
         holder.close()
     assert _fresh_readyz(server).status_code == 200
+
+
+def test_not_ready_while_the_state_store_cannot_be_written(
+    make_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.db"
+    server = make_gateway(tables={"store": {"url": f"sqlite://{state}"}})
+    assert _readyz(server).status_code == 200
+    holder = sqlite3.connect(state, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # a backup tool, say, holding the write lock
+        time.sleep(KEPT_S + 0.05)
+        response = _readyz(server)
+        assert response.status_code == 503
+        assert response.json()["checks"]["store"] == "no answer within 1 s"
+        assert response.json()["checks"]["audit"] == "ok"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    deadline = time.monotonic() + 10
+    while _fresh_readyz(server).status_code != 200:
+        assert time.monotonic() < deadline, "the store did not come back"
+        time.sleep(0.2)
 
 
 def test_readyz_is_answered_past_the_rate_limit(make_gateway: GatewayFactory) -> None:

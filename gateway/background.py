@@ -1,0 +1,185 @@
+"""Background work (contract §7–§8): bulk checks worked off the store, within [background] share.
+
+One scheduler per process. Its workers claim up to CHUNK codes of the oldest check with due
+work (a lease of [background] lease_s, renewed while they work), ask the departments for
+them in one batch per department (market 100 codes a call, tax 50, the courts paced at
+their share of the rate), and freeze each code's result. A code a department failed for
+is asked again with backoff until [background] retry_window_s has passed since its first
+failure; then its result is final, INCOMPLETE (or PUNISHED), never CLEAR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+
+from adapters.deadline import background_work
+from core.clock import Clock
+from gateway.config_state import BackgroundConfig
+from gateway.metrics import Metrics
+from resolvers.catalogue import Scenario
+from resolvers.loaders import Loaders
+from resolvers.plan import Plan
+from resolvers.subject_view import SubjectView
+from resolvers.subjects import views_of
+from schema.bulk_result import NOT_FOUND, freeze
+from schema.context import Services
+from schema.subject import FIELD_PLANS
+from store.bulk import BulkStore, Claim, Outcome
+
+log = logging.getLogger(__name__)
+
+# A market batch: the largest call any department takes; tax's 50 make two calls.
+CHUNK = 100
+# Chunks worked at once: while one waits for the courts' last answers the next is asked.
+WORKERS = 2
+# Results of a chunk are frozen and stored by groups of this many codes, as the courts'
+# answers come (one code a call, paced): progress shows every second or so, not every 100.
+SETTLE_GROUP = 10
+# How often an idle worker looks for work another replica, or a retry, made due.
+POLL_S = 1.0
+# A code a department failed for is asked again after this long, doubling up to the cap.
+RETRY_FIRST_S = 5.0
+RETRY_MAX_S = 120.0
+# What a result holds (contract §8): subject(uscc) { name jointPunishment supervision sources }.
+RESULT_PLAN = Plan.union(
+    FIELD_PLANS[f] for f in ("name", "jointPunishment", "supervision", "sources")
+)
+
+
+class BackgroundScheduler:
+    """Started and stopped with the runtime; `wake` is called when new work is stored."""
+
+    def __init__(
+        self,
+        store: BulkStore,
+        config: BackgroundConfig,
+        services: Services,
+        clock: Clock,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._config = config
+        self._services = services
+        self._clock = clock
+        # Unique per process: a lease names who holds it.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._wakeup = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def wake(self) -> None:
+        """Used by startBulkCheck: an idle worker looks for work now."""
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        """Starts the workers and the lease heartbeat."""
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"bulk-worker-{n}") for n in range(WORKERS)
+        ]
+        self._tasks.append(asyncio.create_task(self._heartbeat(), name="bulk-leases"))
+
+    async def close(self) -> None:
+        """Stops the workers; their leases are given back for the next process to take."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self._store.release(self.owner)
+
+    async def _work(self) -> None:
+        while True:
+            try:
+                claim = await self._store.claim(
+                    self.owner, time.time(), self._config.lease_s, CHUNK
+                )
+                if claim is None:
+                    await self._idle()
+                    continue
+                if self._metrics is not None:
+                    self._metrics.bulk_waiting(await self._store.waiting())
+                await self._check(claim)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The store or a bug: nothing is lost (the leases run out and the codes are
+                # claimed again); wait a little rather than spin.
+                log.exception("background work failed; it is taken up again")
+                await asyncio.sleep(POLL_S)
+
+    async def _idle(self) -> None:
+        if self._metrics is not None:
+            self._metrics.bulk_waiting(await self._store.waiting())
+        due = await self._store.next_due()
+        delay = POLL_S if due is None else min(POLL_S, max(0.05, due - time.time()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), delay)
+        self._wakeup.clear()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.lease_s / 3)
+            try:
+                await self._store.renew(self.owner, time.time() + self._config.lease_s)
+            except Exception:
+                log.exception("bulk-check leases not renewed")
+
+    async def _check(self, claim: Claim) -> None:
+        adapters = self._services.adapters
+        share = self._config.share
+        # The lookups of a chunk may take as long as the slowest department's pace needs
+        # for every chunk in flight, plus a normal answer's time.
+        pace = max((a.background_pace_s(CHUNK * WORKERS, share) for a in adapters), default=0)
+        timeout = max((a.deps.config.timeout_s for a in adapters), default=2.0)
+        # One loader batch per department for the whole chunk (market 100 codes a call, tax
+        # 50), the courts' codes in groups; each group is settled as soon as it is answered.
+        loaders = Loaders(adapters, one_by_one_batch=SETTLE_GROUP)
+        groups = [
+            claim.codes[i : i + SETTLE_GROUP] for i in range(0, len(claim.codes), SETTLE_GROUP)
+        ]
+        with background_work(share, pace * 1.25 + 2 * timeout):
+            await asyncio.gather(*(self._settle_group(claim, loaders, g) for g in groups))
+
+    async def _settle_group(self, claim: Claim, loaders: Loaders, codes: list[str]) -> None:
+        views = await views_of(loaders, self._clock.today(), codes, RESULT_PLAN)
+        outcomes = await self._outcomes(claim, codes, views)
+        now = self._clock.now()
+        written = await self._store.settle(
+            self.owner, claim.check_id, outcomes, time.time(), now.isoformat()
+        )
+        if self._metrics is not None:
+            retried = sum(1 for o in outcomes if o.retry_at is not None)
+            self._metrics.bulk_settled(written, retried)
+
+    async def _outcomes(
+        self, claim: Claim, codes: Sequence[str], views: Sequence[SubjectView]
+    ) -> list[Outcome]:
+        failed_since = await self._store.first_failures(claim.check_id, codes)
+        scenario = Scenario(claim.scenario) if claim.scenario else None
+        services = self._services
+        now, moment = time.time(), self._clock.now()
+        outcomes = []
+        for code, view in zip(codes, views, strict=True):
+            if view.missing:
+                first = failed_since.get(code, now)
+                ends = first + self._config.retry_window_s
+                if now < ends:
+                    wait = min(RETRY_MAX_S, max(RETRY_FIRST_S, now - first))
+                    outcomes.append(Outcome(code, retry_at=min(now + wait, ends)))
+                    continue
+            if not view.known and not view.missing:
+                # Every department answered and none knows the code (contract §8).
+                outcomes.append(Outcome(code, NOT_FOUND, {"checkedAt": moment.isoformat()}))
+                continue
+            status, result = freeze(
+                view, services.catalogue, scenario, services.spot_check_ratios, moment
+            )
+            outcomes.append(Outcome(code, status, result))
+        return outcomes

@@ -1,0 +1,107 @@
+"""The tables of the gateway's own state (contract §7–§8): [store] and [background]."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from store.database_url import SQLITE_PREFIX, sqlite_path
+
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
+STATE_FILE = "state.db"
+
+
+class StateConfigError(ValueError):
+    """A bad entry in [store] or [background]; gateway.config turns it into a ConfigError."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """[store]: where bulk checks (and later watchlists) live; SQLite file or PostgreSQL."""
+
+    url: str
+
+    @property
+    def postgres(self) -> bool:
+        """True for a PostgreSQL URL (libpq form), which several replicas can share."""
+        return self.url.startswith(POSTGRES_PREFIXES)
+
+
+@dataclass(frozen=True, slots=True)
+class BackgroundConfig:
+    """[background]: how much of the departments background work may take, and its bounds."""
+
+    # contract §7: never more than this share of a department's rate or concurrency.
+    share: float = 0.7
+    # A claimed piece of work is another process's to take over after this long unrenewed.
+    lease_s: float = 30.0
+    # contract §8: codes a startBulkCheck accepts.
+    max_bulk_codes: int = 50_000
+    # contract §8: how long a department failing for a code is asked again before the
+    # result is final (INCOMPLETE).
+    retry_window_s: float = 600.0
+
+
+STATE_TABLES = ("store", "background")
+
+
+def store_config(table: Mapping[str, Any], audit_url: str) -> StoreConfig:
+    """[store]; without a url, the file state.db beside a SQLite audit store."""
+    _known(table, "store", {"url"})
+    url = table.get("url")
+    if url is None:
+        return StoreConfig(default_store_url(audit_url))
+    if not isinstance(url, str):
+        raise StateConfigError("[store] url must be a string")
+    if url.startswith(POSTGRES_PREFIXES):
+        return StoreConfig(url)
+    if not url.startswith(SQLITE_PREFIX):
+        raise StateConfigError("[store] url must be sqlite:///<path> or postgresql://…")
+    try:
+        sqlite_path(url)
+    except ValueError as exc:
+        raise StateConfigError(f"[store] url {exc}") from None
+    return StoreConfig(url)
+
+
+def default_store_url(audit_url: str) -> str:
+    """The embedded default: state.db in the audit store's directory (one place to back up)."""
+    if audit_url.startswith(SQLITE_PREFIX):
+        folder = PurePosixPath(str(sqlite_path(audit_url))).parent
+        return f"{SQLITE_PREFIX}{folder / STATE_FILE}"
+    # An audit store on PostgreSQL (several replicas) and no [store]: the same database.
+    return audit_url
+
+
+def background_config(table: Mapping[str, Any]) -> BackgroundConfig:
+    """[background]."""
+    _known(table, "background", {"share", "lease_s", "max_bulk_codes", "retry_window_s"})
+    defaults = BackgroundConfig()
+    share = _number(table, "share", defaults.share)
+    if not 0 < share <= 1:
+        raise StateConfigError("[background] share must be above 0 and at most 1")
+    lease_s = _number(table, "lease_s", defaults.lease_s)
+    if not 5 <= lease_s <= 3600:
+        raise StateConfigError("[background] lease_s must be between 5 and 3600")
+    codes = table.get("max_bulk_codes", defaults.max_bulk_codes)
+    if isinstance(codes, bool) or not isinstance(codes, int) or not 1 <= codes <= 1_000_000:
+        raise StateConfigError("[background] max_bulk_codes must be a whole number 1-1000000")
+    window = _number(table, "retry_window_s", defaults.retry_window_s)
+    if not 0 <= window <= 86_400:
+        raise StateConfigError("[background] retry_window_s must be between 0 and 86400")
+    return BackgroundConfig(share, lease_s, codes, window)
+
+
+def _number(table: Mapping[str, Any], key: str, default: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise StateConfigError(f"[background] {key} must be a number")
+    return float(value)
+
+
+def _known(table: Mapping[str, Any], where: str, keys: set[str]) -> None:
+    unknown = sorted(set(table) - keys)
+    if unknown:
+        raise StateConfigError(f"[{where}] has unknown key(s): {', '.join(unknown)}")
