@@ -49,6 +49,7 @@ class Settings:
     anchor_round_s: float
     anchor_dir: Path
     quick: bool
+    bulk_codes: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,12 @@ class Bench:
     courts_max_rps: float
     water_rows: int
     rss_after_start_mb: float
+    # [background] share of the gateway's config (contract §7): background work's part of
+    # the courts' max_rps.
+    background_share: float = 0.7
+    # Courts calls of the dataset's codes that need more than four (long histories: more
+    # pages), from bench/sandbox_server.py; every other code needs four.
+    courts_calls: dict[str, int] = field(default_factory=dict)
 
     async def ask(
         self, query: str, variables: dict[str, Any], url: str | None = None, key: bool = True

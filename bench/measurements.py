@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from bench.bulk import bulk_check
 from bench.floor import COURTS_CALLS_PER_SUBJECT, floor
 from bench.harness import (
     Bench,
@@ -317,5 +318,7 @@ MEASUREMENTS: Final[list[Measurement]] = [
     Measurement("isolated_lookup", isolated_lookup),
     Measurement("cold_throughput", cold_throughput),
     Measurement("cpu_per_lookup", cpu_per_lookup),
+    # Issue 13, item 6 (bench/bulk.py).
+    Measurement("bulk_check", bulk_check),
     Measurement("memory", memory),
 ]

@@ -39,6 +39,8 @@ TODAY: Final = "2026-05-20"
 # The courts' documented allowance (courts.md), as deployed: written into the config.
 COURTS_MAX_RPS: Final = 50
 SOURCES_QUERY: Final = "{ sources { department state } }"
+# What bench/sandbox_server.py writes for the bench alone: per-code lists, not the report's.
+DATASET_LISTS: Final = frozenset({"codes", "courts_calls"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--callers", type=int, nargs="+", help="concurrency levels (default 16 64)")
     parser.add_argument("--cpu-cold", type=int, help="cold lookups for CPU (default 100)")
     parser.add_argument("--cpu-warm", type=int, help="warm lookups for CPU (default 1000)")
+    parser.add_argument("--bulk-codes", type=int, help="codes of the bulk check (default 1000)")
     parser.add_argument(
         "--anchor-dir",
         type=Path,
@@ -112,6 +115,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         anchor_round_s=2.0 if quick else 5.0,
         anchor_dir=args.anchor_dir or default_anchor_dir(),
         quick=quick,
+        bulk_codes=pick(args.bulk_codes, 1000, 60),
     )
 
 
@@ -153,11 +157,12 @@ async def _run(settings: Settings) -> dict[str, Any]:
         gateway_process = stack.enter_context(process(serve_cmd, env=env))
         gateway = Server(f"http://127.0.0.1:{port}", gateway_process.pid)
         await wait_http(f"{gateway.url}/healthz", timeout_s=120, child=gateway_process)
-        report["dataset"] = {k: v for k, v in info.items() if k != "codes"}
+        report["dataset"] = {k: v for k, v in info.items() if k not in DATASET_LISTS}
         report["gateway_config"] = {
             "courts_max_rps": COURTS_MAX_RPS,
             "timeout_s": config.sources["courts"].timeout_s,
             "max_in_flight": config.limits.max_in_flight,
+            "background_share": config.background.share,
         }
         async with AsyncExitStack() as clients:
             session = await clients.enter_async_context(
@@ -176,6 +181,8 @@ async def _run(settings: Settings) -> dict[str, Any]:
                 courts_max_rps=COURTS_MAX_RPS,
                 water_rows=int(info["water_rows"]),
                 rss_after_start_mb=0.0,
+                background_share=config.background.share,
+                courts_calls={str(k): int(v) for k, v in info.get("courts_calls", {}).items()},
             )
             await _wait_water(bench)
             bench.rss_after_start_mb = rss_mb(gateway.pid)
@@ -259,7 +266,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"- date: {machine['date']}; pinned day (CREDIT_GATEWAY_TODAY) {report['today']}",
         f"- department latency: {report['latency_ms']:g} ms per call (sandbox `latency_ms`); "
         f"gateway as deployed: courts max_rps {config['courts_max_rps']}, timeout_s "
-        f"{config['timeout_s']:g}, max_in_flight {config['max_in_flight']}",
+        f"{config['timeout_s']:g}, max_in_flight {config['max_in_flight']}"
+        + (
+            f", [background] share {config['background_share']:g}"
+            if config.get("background_share") is not None
+            else ""
+        ),
         f"- dataset: {dataset.get('subjects', 0):,} subjects, "
         f"{dataset.get('water_rows', 0):,} water rows",
         "",

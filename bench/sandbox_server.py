@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import random
 import sys
 import time
@@ -20,7 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from core.clock import Clock
-from core.identity import org_code_check_digit, uscc_check_digit
+from core.identity import org_code_check_digit, org_code_of, uscc_check_digit
+from sandbox.courts import MAX_PAGE_SIZE, CourtsIndex
 from sandbox.faults import DEFAULT_RATE_LIMIT_RPS, DEPARTMENTS, FaultState
 from sandbox.generator import generate
 from sandbox.model import Dataset, WaterGradeRow, WaterListRow, WaterPenaltyRow
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         "water_rows_generated": generated_rows,
         "water_rows": water_rows(dataset),
         "codes": [company.uscc for company in dataset.companies],
+        "courts_calls": courts_calls(dataset),
     }
     # Written before listening: the bench waits for the admin endpoint, then reads this.
     temporary = args.info_out.with_suffix(".tmp")
@@ -65,6 +68,27 @@ def main(argv: list[str] | None = None) -> int:
     ports = {name: getattr(args, f"{name}_port") for name in DEPARTMENTS}
     asyncio.run(serve_forever(dataset, "127.0.0.1", ports, faults))
     return 0
+
+
+def courts_calls(dataset: Dataset) -> dict[str, int]:
+    """Used for the bulk check's minimum: the courts calls of codes that need more than four.
+
+    A code needs one call a page (at most 20 records, courts.md) of 失信 and of 限制消费,
+    each under the USCC and under the organisation code, and at least the first page of
+    each: four calls, or more for a code with a long history. Only codes above four are
+    listed, so the file stays small.
+    """
+    index = CourtsIndex.build(dataset)
+    needed: dict[str, int] = {}
+    for company in dataset.companies:
+        calls = sum(
+            max(1, math.ceil(len(table.get(card) or []) / MAX_PAGE_SIZE))
+            for table in (index.shixin, index.xgl)
+            for card in (company.uscc, org_code_of(company.uscc))
+        )
+        if calls > 4:
+            needed[company.uscc] = calls
+    return needed
 
 
 def water_rows(dataset: Dataset) -> int:

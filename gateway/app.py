@@ -17,7 +17,7 @@ from core.clock import Clock
 from core.masking import install_log_masking
 from gateway.access_log import AccessLogMiddleware
 from gateway.auth import AuthMiddleware
-from gateway.body_limit import BodyLimitMiddleware
+from gateway.body_limit import BodyLimitMiddleware, bulk_body_bytes
 from gateway.bulk_export import export_bulk_check
 from gateway.config import GatewayConfig
 from gateway.graphiql import ASSETS_PATH, AssetFiles, redirect_to_ide
@@ -85,7 +85,11 @@ def create_app(config: GatewayConfig, clock: Clock | None = None) -> Starlette:
             Middleware(LastResortMiddleware),
             Middleware(AuthMiddleware, authenticator=runtime.authenticator),
             Middleware(RateLimitMiddleware, limits=limits),
-            Middleware(BodyLimitMiddleware, limits=limits),
+            Middleware(
+                BodyLimitMiddleware,
+                limits=limits,
+                keyed_max_bytes=bulk_body_bytes(config.background.max_bulk_codes),
+            ),
             Middleware(LoadSheddingMiddleware, max_in_flight=limits.max_in_flight),
         ],
         lifespan=lifespan,

@@ -7,7 +7,7 @@ import asyncio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import ErrorCode
-from core.roles import ANONYMOUS, Caller
+from core.roles import ANONYMOUS, Caller, Role
 from gateway.config import LimitsConfig
 from gateway.rate_limit import address_key
 from gateway.refusals import guarded, refuse
@@ -95,12 +95,22 @@ class _Hold:
         self.size = 0
 
 
+def bulk_body_bytes(max_codes: int) -> int:
+    """The body a startBulkCheck of `max_codes` codes needs: 24 bytes a code and the query."""
+    return max_codes * 24 + 64 * 1024
+
+
 class BodyLimitMiddleware:
     """ASGI middleware: reads a body within its limits before the app sees any of it."""
 
-    def __init__(self, app: ASGIApp, limits: LimitsConfig) -> None:
+    def __init__(self, app: ASGIApp, limits: LimitsConfig, keyed_max_bytes: int = 0) -> None:
         self.app = app
-        self.max_body_bytes = limits.max_body_bytes
+        self.public_max_bytes = limits.max_body_bytes
+        # Callers with a key may send more: a startBulkCheck of [background] max_bulk_codes
+        # codes is about 21 bytes a code (contract §8: 50,000 codes, over 1 MiB).
+        self.keyed_max_bytes = min(
+            max(limits.max_body_bytes, keyed_max_bytes), limits.max_client_buffered_bytes
+        )
         self.max_query_string_bytes = limits.max_query_string_bytes
         self.body_timeout_s = limits.body_timeout_s
         self.budget = BufferBudget(limits.max_buffered_bytes, limits.max_client_buffered_bytes)
@@ -115,17 +125,20 @@ class BodyLimitMiddleware:
             return
         hold = _Hold(self.budget, _client_key(scope))
         declared = _content_length(scope)
+        caller: Caller | None = scope.get("state", {}).get("caller")
+        keyed = caller is not None and caller.role is not Role.PUBLIC
+        limit = self.keyed_max_bytes if keyed else self.public_max_bytes
         try:
-            if declared is not None and declared > self.max_body_bytes:
+            if declared is not None and declared > limit:
                 raise _BodyTooLarge
             if declared:
                 # Refused before any of it is read when it could not fit now. Only bytes
                 # that arrived are counted: an announced length alone holds no memory.
                 self.budget.check(hold.client, declared)
             async with asyncio.timeout(self.body_timeout_s):
-                body = await self._read(receive, hold)
+                body = await self._read(receive, hold, limit)
         except _BodyTooLarge:
-            message = f"the request body exceeds {self.max_body_bytes} bytes"
+            message = f"the request body exceeds {limit} bytes"
             await refuse(send, 413, CODE, message, [_CLOSE])
             return
         except _OverBudget as over:
@@ -141,7 +154,7 @@ class BodyLimitMiddleware:
             return  # the client left while sending; there is no one to answer
         await self.app(scope, _replay(body, receive), send)
 
-    async def _read(self, receive: Receive, hold: _Hold) -> bytes | None:
+    async def _read(self, receive: Receive, hold: _Hold, limit: int) -> bytes | None:
         """The whole body, counted as it arrives (a lying Content-Length or chunks alike)."""
         chunks: list[bytes] = []
         size = 0
@@ -151,7 +164,7 @@ class BodyLimitMiddleware:
                 return None
             chunk: bytes = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
+            if size > limit:
                 raise _BodyTooLarge
             hold.take(len(chunk))
             chunks.append(chunk)

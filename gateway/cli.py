@@ -1,4 +1,4 @@
-"""The `credit-gateway` command: serve, schema, sandbox, demo and audit verify."""
+"""The `credit-gateway` command: serve, schema, sandbox, demo, audit verify and bulk."""
 
 from __future__ import annotations
 
@@ -83,6 +83,29 @@ def _parser() -> argparse.ArgumentParser:
         "--config", required=True, help="TOML file whose [audit] url and key_file are used"
     )
     verify.set_defaults(run=_audit_verify)
+
+    bulk = commands.add_parser(
+        "bulk",
+        help="a bulk check (批量核查) of a file of codes, its results as CSV (docs/bulk.md)",
+    )
+    bulk.add_argument(
+        "codes",
+        nargs="?",
+        metavar="codes.csv",
+        help="one USCC a line, or a CSV whose header row has a uscc column",
+    )
+    bulk.add_argument("--url", required=True, help="the gateway's base URL, http://host:port")
+    bulk.add_argument(
+        "--key-env",
+        required=True,
+        metavar="VAR",
+        help="the environment variable holding the API key (never the key itself)",
+    )
+    bulk.add_argument("--scenario", default="CREDIT_LOAN", help="default: CREDIT_LOAN")
+    bulk.add_argument("--label", metavar="TEXT", help="a name for the check")
+    bulk.add_argument("--out", metavar="FILE", help="where the CSV goes (default: bulk-<id>.csv)")
+    bulk.add_argument("--resume", metavar="ID", help="follow a check already submitted")
+    bulk.set_defaults(run=_bulk)
     return parser
 
 
@@ -194,6 +217,13 @@ def _audit_verify(args: argparse.Namespace) -> int:
     else:
         print(f"audit chain broken at entry {result.broken_id}: {result.problem}", file=sys.stderr)
     return 1
+
+
+def _bulk(args: argparse.Namespace) -> int:
+    # A client of a gateway over HTTP: imports nothing of the app (docs/bulk.md).
+    from gateway.bulk_client import main as bulk_main
+
+    return bulk_main(args)
 
 
 if __name__ == "__main__":

@@ -54,15 +54,24 @@ async def run_demo(seed: int, subjects: int, host: str, port: int, directory: st
             keys = {client_id: secrets.token_urlsafe(24) for client_id, _, _ in DEMO_CLIENTS}
             example = dataset.examples.get(EXAMPLE_LABEL)
             config_path = write_demo_config(Path(directory), servers.urls, keys, example)
+            codes_path = write_demo_codes(Path(directory), [c.uscc for c in dataset.companies])
             app = create_app(load_config(config_path), clock)
             server = uvicorn.Server(uvicorn_config(app, log_level="info"))
             base = f"http://{_url_host(host)}:{listener.getsockname()[1]}"
             _banner(base, config_path, keys, dataset.examples, servers.urls)
+            print(f"Codes for a bulk check (docs/bulk.md): {codes_path}\n", flush=True)
             await server.serve(sockets=[listener])
         finally:
             await servers.stop()
     finally:
         listener.close()
+
+
+def write_demo_codes(directory: Path, codes: list[str], count: int = 1000) -> Path:
+    """A CSV of the dataset's first `count` codes, for the README's bulk check."""
+    path = directory / f"codes-{count}.csv"
+    path.write_text("uscc\n" + "".join(f"{code}\n" for code in codes[:count]), encoding="utf-8")
+    return path
 
 
 def write_demo_config(

@@ -25,7 +25,8 @@ RESULTS = """query($id: ID!, $after: String, $status: JointStatus) { bulkCheck(i
   results(first: 100, after: $after, status: $status) {
     totalCount pageInfo { hasNextPage endCursor }
     edges { node { index uscc error { code message } name checkedAt
-      jointPunishment { status complete missingSources listings { id } measures { measure { code } } }
+      jointPunishment { status complete missingSources
+        listings { id } measures { measure { code } } }
       supervision { creditClass } sources { department state } } } } } }"""
 CANCEL = "mutation($id: ID!) { cancelBulkCheck(id: $id) { id state } }"
 
@@ -113,9 +114,7 @@ def test_every_index_gets_its_result_invalid_duplicate_and_unknown_included(
     assert 'credit_gateway_background_jobs_done_total{kind="bulk_code",outcome="final"} 3.0' in page
 
 
-def test_the_result_is_what_subject_answers(
-    make_gateway: GatewayFactory, dataset: Dataset
-) -> None:
+def test_the_result_is_what_subject_answers(make_gateway: GatewayFactory, dataset: Dataset) -> None:
     server = make_gateway()
     bank = GraphQLClient(server.url, key=KEYS["bank"])
     code = dataset.examples["serious_illegal.active"]
@@ -302,7 +301,29 @@ def test_the_courts_pace_holds_and_callers_are_answered_during_a_check(
     assert all(r["jointPunishment"]["complete"] for r in results), "no court call was refused"
     arrivals = sorted(t for t, _ in faults.request_arrivals("courts"))
     assert len(arrivals) >= 4 * len(codes)
-    busiest = max(
-        sum(1 for u in arrivals[i:] if u < t + 1.0) for i, t in enumerate(arrivals)
-    )
+    busiest = max(sum(1 for u in arrivals[i:] if u < t + 1.0) for i, t in enumerate(arrivals))
     assert busiest <= 50, f"{busiest} court calls in one second"
+
+
+def test_the_contracts_50000_codes_fit_in_one_request_for_callers_with_a_key(
+    make_gateway: GatewayFactory,
+) -> None:
+    server = make_gateway()
+    # 18 characters each, none valid (I is no USCC character): over 1 MiB of JSON, and no
+    # department is asked anything.
+    codes = [f"91610802MA{n:07d}I" for n in range(50_000)]
+    payload = {"query": START, "variables": {"u": codes}}
+    body = _post(server, payload, "bank")
+    assert len(body.request.content) > 1024 * 1024
+    assert body.status_code == 200, body.text[:200]
+    check = body.json()["data"]["startBulkCheck"]
+    assert check["total"] == 50_000 and check["state"] == "DONE"
+    # Anonymous callers keep the small body limit (and may not start a check anyway).
+    assert _post(server, payload, None).status_code == 413
+    over = _post(server, {"query": START, "variables": {"u": [*codes, "x"]}}, "bank")
+    assert over.json()["errors"][0]["extensions"]["code"] == "BATCH_TOO_LARGE"
+
+
+def _post(server: GatewayServer, payload: dict[str, Any], role: str | None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {KEYS[role]}"} if role else {}
+    return httpx.post(f"{server.url}/graphql", json=payload, headers=headers, timeout=60)

@@ -45,8 +45,10 @@ class ServedGateway:
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway.cli", "serve", "--config", str(self.config)]
-                + ["--port", str(self.port)],
+                [
+                    *(sys.executable, "-m", "gateway.cli", "serve"),
+                    *("--config", str(self.config), "--port", str(self.port)),
+                ],
                 cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -87,7 +89,7 @@ def served(
         clients = "\n".join(
             f'[[clients]]\nid = "{role}-test"\nrole = "{role}"\n'
             f'key_sha256 = "{hashlib.sha256(key.encode()).hexdigest()}"\n'
-            f'purposes = {["CREDIT_LOAN"] if role == "bank" else []}\n'.replace("'", '"')
+            f"purposes = {['CREDIT_LOAN'] if role == 'bank' else []}\n".replace("'", '"')
             for role, key in KEYS.items()
         )
         extra = f'[store]\nurl = "{url}"\n\n[background]\nlease_s = {LEASE_S}\n\n{clients}'

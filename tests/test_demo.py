@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import subprocess
@@ -195,3 +196,30 @@ async def test_connections_on_the_claimed_port_do_not_wait_for_delayed_acks() ->
     finally:
         server.close()
         await server.wait_closed()
+
+
+def test_the_readme_bulk_check_runs_against_the_demo(demo: Demo, tmp_path: Path) -> None:
+    found = re.search(r"^config:\s+(\S+)$", demo.banner, re.MULTILINE)
+    assert found, demo.banner
+    codes = Path(found.group(1)).parent / "codes-1000.csv"
+    lines = codes.read_text(encoding="utf-8").splitlines()
+    # The dataset has SUBJECTS companies, fewer than 1,000: all of them.
+    assert lines[0] == "uscc" and len(lines) == 1 + int(SUBJECTS)
+    # The README's command, on the file's first few codes (the courts' pace is real here).
+    few = tmp_path / "codes.csv"
+    few.write_text("\n".join(lines[:6]) + "\n", encoding="utf-8")
+    out = tmp_path / "results.csv"
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "gateway.cli", "bulk", "--url", demo.base_url),
+            *("--key-env", "BANK_KEY", str(few), "--scenario", "CREDIT_LOAN", "--out", str(out)),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "BANK_KEY": demo.key("bank-demo")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = out.read_bytes().decode("utf-8-sig").split("\r\n")
+    assert rows[0].startswith("index,uscc,error,name,status") and len(rows) == 2 + 5
