@@ -11,7 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from core.clock import Clock
 from core.masking import install_log_masking
@@ -58,6 +58,8 @@ def create_app(config: GatewayConfig, clock: Clock | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        # contract §9: subjectChanges over graphql-transport-ws, on the same path.
+        WebSocketRoute("/graphql", graphql),
         Route("/exports/bulk-checks/{check_id}.csv", export_bulk_check, methods=["GET"]),
     ]
     if runtime.metrics is not None:

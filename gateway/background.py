@@ -17,12 +17,13 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from adapters.deadline import background_work
 from core.clock import Clock
 from gateway.config_state import BackgroundConfig
-from gateway.metrics import Metrics
+from gateway.metrics import WATCH_MEMBER, Metrics
+from gateway.watch_checks import WatchChecks
 from resolvers.catalogue import Scenario
 from resolvers.loaders import Loaders
 from resolvers.plan import Plan
@@ -32,6 +33,7 @@ from schema.bulk_result import NOT_FOUND, freeze
 from schema.context import Services
 from schema.subject import FIELD_PLANS
 from store.bulk import BulkStore, Claim, Outcome
+from store.watch import DueMember, WatchStore
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +65,31 @@ class BackgroundScheduler:
         services: Services,
         clock: Clock,
         metrics: Metrics | None = None,
+        watch: WatchStore | None = None,
+        changed: Callable[[int], None] | None = None,
     ) -> None:
         self._store = store
         self._metrics = metrics
+        self._watch = watch
         self._config = config
         self._services = services
         self._clock = clock
         # Unique per process: a lease names who holds it.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._checks = (
+            WatchChecks(
+                watch,
+                services,
+                config.refresh_interval_s,
+                self.owner,
+                changed or _no_changes,
+                (lambda n: metrics.background_finished(WATCH_MEMBER, "checked", n))
+                if metrics is not None
+                else None,
+            )
+            if watch is not None
+            else None
+        )
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -93,6 +112,9 @@ class BackgroundScheduler:
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await self._store.release(self.owner)
+        if self._watch is not None:
+            with contextlib.suppress(Exception):
+                await self._watch.release(self.owner)
 
     async def _work(self) -> None:
         while True:
@@ -101,7 +123,12 @@ class BackgroundScheduler:
                     self.owner, time.time(), self._config.lease_s, CHUNK
                 )
                 if claim is None:
-                    await self._idle()
+                    # Bulk checks first (a bank is waiting for them), then watched members.
+                    members = await self._claim_members()
+                    if members:
+                        await self._check_members(members)
+                    else:
+                        await self._idle()
                     continue
                 if self._metrics is not None:
                     self._metrics.bulk_waiting(await self._store.waiting())
@@ -117,7 +144,10 @@ class BackgroundScheduler:
     async def _idle(self) -> None:
         if self._metrics is not None:
             self._metrics.bulk_waiting(await self._store.waiting())
-        due = await self._store.next_due()
+        dues = [await self._store.next_due()]
+        if self._watch is not None:
+            dues.append(await self._watch.next_due())
+        due = min((d for d in dues if d is not None), default=None)
         delay = POLL_S if due is None else min(POLL_S, max(0.05, due - time.time()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wakeup.wait(), delay)
@@ -128,6 +158,8 @@ class BackgroundScheduler:
             await asyncio.sleep(self._config.lease_s / 3)
             try:
                 await self._store.renew(self.owner, time.time() + self._config.lease_s)
+                if self._watch is not None:
+                    await self._watch.renew(self.owner, time.time() + self._config.lease_s)
             except Exception:
                 log.exception("bulk-check leases not renewed")
 
@@ -158,6 +190,28 @@ class BackgroundScheduler:
             retried = sum(1 for o in outcomes if o.retry_at is not None)
             self._metrics.bulk_settled(written, retried)
 
+    async def _claim_members(self) -> list[DueMember]:
+        if self._watch is None:
+            return []
+        return await self._watch.claim(self.owner, time.time(), self._config.lease_s, CHUNK)
+
+    async def _check_members(self, members: list[DueMember]) -> None:
+        """Watched members due now: checked like a chunk of a bulk check, changes stored."""
+        adapters = self._services.adapters
+        share = self._config.share
+        pace = max((a.background_pace_s(CHUNK * WORKERS, share) for a in adapters), default=0)
+        timeout = max((a.deps.config.timeout_s for a in adapters), default=2.0)
+        loaders = Loaders(adapters, one_by_one_batch=SETTLE_GROUP)
+        groups = [members[i : i + SETTLE_GROUP] for i in range(0, len(members), SETTLE_GROUP)]
+        with background_work(share, pace * 1.25 + 2 * timeout):
+            await asyncio.gather(*(self._check_group(loaders, g) for g in groups))
+
+    async def _check_group(self, loaders: Loaders, members: list[DueMember]) -> None:
+        assert self._checks is not None
+        codes = [m.uscc for m in members]
+        views = await views_of(loaders, self._clock.today(), codes, RESULT_PLAN)
+        await self._checks.settle(members, views, self._clock.now())
+
     async def _outcomes(
         self, claim: Claim, codes: Sequence[str], views: Sequence[SubjectView]
     ) -> list[Outcome]:
@@ -183,3 +237,7 @@ class BackgroundScheduler:
             )
             outcomes.append(Outcome(code, status, result))
         return outcomes
+
+
+def _no_changes(count: int) -> None:
+    """Without webhooks nothing is told of new changes."""

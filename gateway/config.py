@@ -32,9 +32,11 @@ from gateway.config_state import (
     BackgroundConfig,
     StateConfigError,
     StoreConfig,
+    WebhooksConfig,
     background_config,
     default_store_url,
     store_config,
+    webhooks_config,
 )
 from schema.query_limits import DocumentLimits
 from store.database_url import sqlite_path
@@ -162,6 +164,7 @@ class GatewayConfig:
     # store, which parse_config always fills in.
     store: StoreConfig | None = None
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
 
     @property
     def store_url(self) -> str:
@@ -199,6 +202,7 @@ def parse_config(data: Mapping[str, Any]) -> GatewayConfig:
     try:
         store = store_config(_table(data, "store", required=False), audit.url)
         background = background_config(_table(data, "background", required=False))
+        webhooks = webhooks_config(_table(data, "webhooks", required=False))
     except StateConfigError as exc:
         raise ConfigError(str(exc)) from None
     return GatewayConfig(
@@ -207,6 +211,7 @@ def parse_config(data: Mapping[str, Any]) -> GatewayConfig:
         audit=audit,
         store=store,
         background=background,
+        webhooks=webhooks,
         limits=_limits(_table(data, "limits", required=False)),
         supervision=_supervision(_table(data, "supervision", required=False)),
         graphiql=_graphiql(_table(data, "graphiql", required=False)),

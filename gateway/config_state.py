@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from store.database_url import SQLITE_PREFIX, sqlite_path
 
@@ -42,9 +43,23 @@ class BackgroundConfig:
     # contract §8: how long a department failing for a code is asked again before the
     # result is final (INCOMPLETE).
     retry_window_s: float = 600.0
+    # contract §9: members of one watchlist, and how often each is checked again.
+    max_watchlist_size: int = 100_000
+    refresh_interval_s: float = 86_400.0
 
 
-STATE_TABLES = ("store", "background")
+@dataclass(frozen=True, slots=True)
+class WebhooksConfig:
+    """[webhooks]: URL prefixes watchlists may send changes to (contract §9); none by default."""
+
+    allow: tuple[str, ...] = ()
+
+    def allows(self, url: str) -> bool:
+        """Used by createWatchlist: the URL starts with one of the operator's prefixes."""
+        return any(url.startswith(prefix) for prefix in self.allow)
+
+
+STATE_TABLES = ("store", "background", "webhooks")
 
 
 def store_config(table: Mapping[str, Any], audit_url: str) -> StoreConfig:
@@ -77,7 +92,18 @@ def default_store_url(audit_url: str) -> str:
 
 def background_config(table: Mapping[str, Any]) -> BackgroundConfig:
     """[background]."""
-    _known(table, "background", {"share", "lease_s", "max_bulk_codes", "retry_window_s"})
+    _known(
+        table,
+        "background",
+        {
+            "share",
+            "lease_s",
+            "max_bulk_codes",
+            "retry_window_s",
+            "max_watchlist_size",
+            "refresh_interval_s",
+        },
+    )
     defaults = BackgroundConfig()
     share = _number(table, "share", defaults.share)
     if not 0 < share <= 1:
@@ -91,7 +117,31 @@ def background_config(table: Mapping[str, Any]) -> BackgroundConfig:
     window = _number(table, "retry_window_s", defaults.retry_window_s)
     if not 0 <= window <= 86_400:
         raise StateConfigError("[background] retry_window_s must be between 0 and 86400")
-    return BackgroundConfig(share, lease_s, codes, window)
+    size = table.get("max_watchlist_size", defaults.max_watchlist_size)
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 1_000_000:
+        raise StateConfigError("[background] max_watchlist_size must be a whole number 1-1000000")
+    interval = _number(table, "refresh_interval_s", defaults.refresh_interval_s)
+    if not 60 <= interval <= 30 * 86_400:
+        raise StateConfigError("[background] refresh_interval_s must be between 60 and 2592000")
+    return BackgroundConfig(share, lease_s, codes, window, size, interval)
+
+
+def webhooks_config(table: Mapping[str, Any]) -> WebhooksConfig:
+    """[webhooks]: allow, a list of http(s) URL prefixes each naming at least a host."""
+    _known(table, "webhooks", {"allow"})
+    allow = table.get("allow", [])
+    if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+        raise StateConfigError("[webhooks] allow must be a list of URL prefixes")
+    for prefix in allow:
+        parts = urlsplit(prefix)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise StateConfigError(f"[webhooks] allow: {prefix!r} is not an http(s) URL prefix")
+        if parts.path in ("",) and not prefix.endswith("/"):
+            # "https://bank.example" would let "https://bank.example.evil.com/" through.
+            raise StateConfigError(
+                f"[webhooks] allow: {prefix!r} must end with / after the host, e.g. {prefix}/"
+            )
+    return WebhooksConfig(tuple(allow))
 
 
 def _number(table: Mapping[str, Any], key: str, default: float) -> float:

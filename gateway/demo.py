@@ -38,6 +38,8 @@ SAMPLE_LABELS = (
     "uscc.letter_n2",
     "person.relocation",
 )
+# Where examples/webhook_receiver.py listens: the one webhook address the demo allows.
+DEMO_WEBHOOKS = "http://127.0.0.1:8080/"
 # The subject GraphiQL's example query opens with.
 EXAMPLE_LABEL = "stitched.all_departments"
 
@@ -92,6 +94,8 @@ def write_demo_config(
     ]
     if example_uscc is not None:
         lines += ["[graphiql]", f"example_uscc = {json.dumps(example_uscc)}", ""]
+    # The README's monitoring step: the example receiver of docs/monitoring.md, on loopback.
+    lines += ["[webhooks]", f"allow = [{json.dumps(DEMO_WEBHOOKS)}]", ""]
     for client_id, role, purposes in DEMO_CLIENTS:
         digest = hashlib.sha256(keys[client_id].encode()).hexdigest()
         lines += [

@@ -12,10 +12,12 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException, StarletteRequestAd
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol
 from strawberry.http.base import BaseRequestProtocol
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.base import BaseSchema
 from strawberry.types import ExecutionResult
 
@@ -51,11 +53,25 @@ class _CallerRequestAdapter(StarletteRequestAdapter):
         self.caller: Caller = request.scope.get("state", {}).get("caller", ANONYMOUS)
 
 
+class _TextWebSocketAdapter(ASGIWebSocketAdapter):
+    """graphql-transport-ws sends text frames: our JSON is bytes (encode_json), sent as text."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        """Called by strawberry for every protocol message of a subscription."""
+        encoded = self.view.encode_json(message)
+        text = encoded.decode("utf-8") if isinstance(encoded, bytes) else encoded
+        try:
+            await self.ws.send_text(text)
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class GatewayGraphQL(GraphQL[RequestContext, None]):
     """Strawberry's ASGI view with our context (one Loaders per request) and our GraphiQL page."""
 
     # parse_http_body decides by role which requests may name a document rather than send one.
     request_adapter_class = _CallerRequestAdapter
+    websocket_adapter_class = _TextWebSocketAdapter
 
     def __init__(
         self,
@@ -215,6 +231,17 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
         response = super().create_response(response_data, sub_response)
         response.headers["content-type"] = sub_response.media_type or JSON
         return response
+
+    async def on_ws_connect(self, context: RequestContext) -> None:
+        """graphql-transport-ws: the API key in connection_init's payload (contract §9)."""
+        params = context.connection_params or {}
+        sent = params.get("Authorization", params.get("authorization"))
+        runtime: Runtime = context.request.app.state.runtime
+        caller = runtime.authenticator.caller(sent if isinstance(sent, str) else None)
+        if caller is None or (sent is not None and not isinstance(sent, str)):
+            # An unknown key closes the connection (4403), as 401 answers it over HTTP.
+            raise ConnectionRejectionError()
+        context.caller = caller
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

@@ -46,6 +46,8 @@ AUDIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 # checks, and each file source's syncs ("water_sync"); a closed set, like every label here.
 AUDIT_ENTRY = "audit_entry"
 BULK_CODE = "bulk_code"
+WATCH_MEMBER = "watch_member"
+WEBHOOK = "webhook"
 
 
 class Metrics:
@@ -218,6 +220,10 @@ class Metrics:
             self.background_done.labels(BULK_CODE, "final").inc(final)
         if retried:
             self.background_done.labels(BULK_CODE, "retry").inc(retried)
+
+    def background_finished(self, kind: str, outcome: str, count: int = 1) -> None:
+        """Used by the scheduler and the webhook sender: watched members checked, deliveries."""
+        self.background_done.labels(kind, outcome).inc(count)
 
     def bulk_waiting(self, codes: int) -> None:
         """Used by the background scheduler: codes of active checks without a final result."""

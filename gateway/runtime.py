@@ -18,17 +18,22 @@ from gateway.auth import Authenticator
 from gateway.background import BackgroundScheduler
 from gateway.config import GatewayConfig
 from gateway.gc_tuning import settle_heap
-from gateway.metrics import Metrics
+from gateway.metrics import WEBHOOK, Metrics
 from gateway.observer import GatewayObserver
 from gateway.readiness import Check, Readiness, audit_check, snapshot_check, store_check
 from gateway.request_record import ObserveOperation, OperationNames
 from gateway.tracing import Tracing
+from gateway.webhooks import WebhookSender
 from resolvers.bulk import BulkChecks, BulkSettings
 from resolvers.catalogue import Catalogue, load_catalogue
+from resolvers.watchlists import Watchlists, WatchSettings
 from schema.context import Services
 from store.bulk import BulkStore
+from store.changes import ChangeStore
 from store.database import open_database
 from store.migrate import migrate
+from store.watch import WatchStore
+from store.webhooks import WebhookStore
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +77,39 @@ class Runtime:
         # The gateway's own state (contract §7): connected and migrated at start.
         self.state = open_database(config.store_url)
         bulk_store = BulkStore(self.state)
+        watch_store = WatchStore(self.state)
+        changes = ChangeStore(self.state)
+        # Webhook deliveries of watchlist changes (contract §9), at least once.
+        metrics = self.metrics
+        self.webhooks = WebhookSender(
+            WebhookStore(self.state),
+            config.webhooks,
+            clock,
+            (lambda outcome: metrics.background_finished(WEBHOOK, outcome))
+            if metrics is not None
+            else None,
+        )
         self.background = BackgroundScheduler(
-            bulk_store, config.background, services, clock, self.metrics
+            bulk_store,
+            config.background,
+            services,
+            clock,
+            self.metrics,
+            watch=watch_store,
+            changed=lambda _count: self.webhooks.wake(),
         )
         settings = BulkSettings(max_codes=config.background.max_bulk_codes)
+        watch_settings = WatchSettings(
+            max_size=config.background.max_watchlist_size,
+            allows_webhook=config.webhooks.allows,
+        )
         self._services = replace(
-            services, bulk=BulkChecks(bulk_store, settings, clock, self.background.wake)
+            services,
+            bulk=BulkChecks(bulk_store, settings, clock, self.background.wake),
+            watchlists=Watchlists(
+                watch_store, changes, watch_settings, clock, self.background.wake
+            ),
+            change_feed=changes,
         )
 
     async def start(self) -> None:
@@ -104,12 +136,14 @@ class Runtime:
         await asyncio.gather(self.audit.start(), *(adapter.start() for adapter in self.adapters))
         # After the adapters: a check that was running when the gateway stopped goes on.
         await self.background.start()
+        await self.webhooks.start()
         settle_heap()
         log.info("gateway started with %d sources", len(self.adapters))
 
     async def close(self) -> None:
         """Stop the adapters' background work, then close their sessions."""
         await self.background.close()
+        await self.webhooks.close()
         await asyncio.gather(
             self.audit.close(), *(a.close() for a in self.adapters), return_exceptions=True
         )

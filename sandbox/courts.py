@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
 from aiohttp import web
 
 from sandbox.faults import FaultResponses, FaultState, department_app, html_page, json_response
+from sandbox.generator import LiveListings
+from sandbox.listings import (
+    ADD,
+    ListingAnswer,
+    ListingError,
+    UnknownListing,
+    add_listing_route,
+    answer,
+    parse_change,
+)
 from sandbox.model import Dataset, RestrictionCase, ShixinCase
 
 SHIXIN_PATH: Final = "/shixin/search"
@@ -40,15 +50,53 @@ class CourtsIndex:
             shixin.setdefault(case.card_num, []).append(case)
         xgl: dict[str, list[RestrictionCase]] = {}
         for restriction in dataset.restrictions:
-            # courts.md §2: cardNum matches the restricted person's ID OR the company's code.
-            for key in dict.fromkeys(k for k in (restriction.zjhm, restriction.qy_dm) if k):
+            for key in _xgl_keys(restriction):
                 xgl.setdefault(key, []).append(restriction)
         return cls(shixin=_newest_first(shixin), xgl=_newest_first(xgl))
+
+    def publish_shixin(self, case: ShixinCase) -> None:
+        """A new case, found at once under its stored identity, in publication order."""
+        _publish(self.shixin, case, (case.card_num,))
+
+    def publish_xgl(self, rows: Iterable[RestrictionCase]) -> None:
+        """The rows of a new 限制消费 case, under the person's ID and the company's code."""
+        for row in rows:
+            _publish(self.xgl, row, _xgl_keys(row))
+
+    def withdraw_shixin(self, case_id: str) -> ShixinCase | None:
+        """Deletes a case from publication, as the courts do when it ends; None if unknown."""
+        case = _find(self.shixin, case_id)
+        if case is not None:
+            _withdraw(self.shixin, case, (case.card_num,))
+        return case
+
+    def withdraw_xgl(self, record_id: str) -> list[RestrictionCase]:
+        """Deletes the case a 限制消费 row belongs to: every row of it ([] if unknown)."""
+        row = _find(self.xgl, record_id)
+        if row is None:
+            return []
+        # The rows one case restricts share its number, court, filing day and company.
+        case = (row.ah, row.court_name, row.filed_on, row.qy_dm)
+        rows = [
+            r
+            for r in (self.xgl.get(row.qy_dm, []) if row.qy_dm else [row])
+            if (r.ah, r.court_name, r.filed_on, r.qy_dm) == case
+        ]
+        for each in rows:
+            _withdraw(self.xgl, each, _xgl_keys(each))
+        return rows
 
 
 @dataclass(slots=True)
 class _Current:
     index: CourtsIndex
+    dataset: Dataset
+    live: LiveListings | None = None  # made on the first listing change
+
+    def listings(self) -> LiveListings:
+        if self.live is None:
+            self.live = LiveListings(self.dataset)
+        return self.live
 
 
 _INDEX_KEY: Final = web.AppKey("courts_index", _Current)
@@ -57,15 +105,57 @@ _INDEX_KEY: Final = web.AppKey("courts_index", _Current)
 def create_app(dataset: Dataset, faults: FaultState) -> web.Application:
     """Used by the runner to serve the courts department for one dataset."""
     app = department_app(faults, _RESPONSES)
-    app[_INDEX_KEY] = _Current(CourtsIndex.build(dataset))
+    app[_INDEX_KEY] = _Current(CourtsIndex.build(dataset), dataset)
     app.router.add_get(SHIXIN_PATH, _shixin_search)
     app.router.add_get(XGL_PATH, _xgl_search)
+    add_listing_route(app, change_listings)
     return app
 
 
 def replace_dataset(app: web.Application, dataset: Dataset) -> None:
-    """Used by the runner when a new dataset version is published."""
-    app[_INDEX_KEY].index = CourtsIndex.build(dataset)
+    """Used by the runner when a new dataset version is published (listing changes go too)."""
+    current = app[_INDEX_KEY]
+    current.index, current.dataset, current.live = CourtsIndex.build(dataset), dataset, None
+
+
+def change_listings(app: web.Application, body: object) -> ListingAnswer:
+    """Used by POST /_admin/listings and the runner's add_listing/end_listing.
+
+    add: a new 失信被执行人 case (`shixin`) or 限制消费 case (`xgl`) of a dataset company,
+    published today and stored under its USCC; end: the case deleted from publication, as
+    the courts delete a case that is concluded (courts.md: every returned record is current).
+    """
+    change = parse_change("courts", body)
+    current = app[_INDEX_KEY]
+    live = current.listings()
+    index = current.index
+    if change.action == ADD:
+        company = live.company(change.uscc)
+        if company is None:
+            raise ListingError(f"uscc {change.uscc!r} is not a company of the dataset")
+        if change.list == "shixin":
+            case = live.shixin(company)
+            index.publish_shixin(case)
+            return answer("courts", change, company.uscc, [case.case_id], [_shixin_record(case)])
+        rows = live.restriction(company)
+        index.publish_xgl(rows)
+        ids, records = [r.case_id for r in rows], [_xgl_record(r) for r in rows]
+        return answer("courts", change, company.uscc, ids, records)
+    if change.list == "shixin":
+        ended = index.withdraw_shixin(change.record_id)
+        if ended is None:
+            raise UnknownListing(f"no 失信被执行人 record {change.record_id!r}")
+        subject = None if ended.is_person else live.uscc_of(ended.card_num)
+        return answer("courts", change, subject, [ended.case_id], [_shixin_record(ended)])
+    rows = index.withdraw_xgl(change.record_id)
+    if not rows:
+        raise UnknownListing(f"no 限制消费 record {change.record_id!r}")
+    # The asked-for row first, so `id` is the id the caller gave.
+    rows.sort(key=lambda r: r.case_id != change.record_id)
+    subject = live.uscc_of(rows[0].qy_dm) if rows[0].qy_dm else None
+    return answer(
+        "courts", change, subject, [r.case_id for r in rows], [_xgl_record(r) for r in rows]
+    )
 
 
 def mask_card_num(card_num: str) -> str:
@@ -110,6 +200,30 @@ def _xgl_record(case: RestrictionCase) -> Record:
         "LASJStr": case.filed_on.isoformat(),
         "FBRQ": case.published_on.isoformat(),
     }
+
+
+def _xgl_keys(row: RestrictionCase) -> list[str]:
+    # courts.md §2: cardNum matches the restricted person's ID OR the company's code.
+    return list(dict.fromkeys(k for k in (row.zjhm, row.qy_dm) if k))
+
+
+def _publish(table: dict[str, list[_Case]], case: _Case, keys: Iterable[str]) -> None:
+    for key in keys:
+        cases = table.setdefault(key, [])
+        cases.append(case)
+        cases.sort(key=_publication_order)
+
+
+def _withdraw(table: dict[str, list[_Case]], case: _Case, keys: Iterable[str]) -> None:
+    for key in keys:
+        cases = table.get(key, [])
+        cases[:] = [c for c in cases if c is not case]
+        if not cases:
+            table.pop(key, None)
+
+
+def _find(table: dict[str, list[_Case]], record_id: str) -> _Case | None:
+    return next((c for cases in table.values() for c in cases if c.case_id == record_id), None)
 
 
 def _newest_first(table: dict[str, list[_Case]]) -> dict[str, list[_Case]]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import calendar
 import random
+import re
 from bisect import bisect
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from itertools import accumulate
 from typing import TypeVar
@@ -240,6 +241,10 @@ class _Builder:
         """A per-kind counter; record ids are unique because they count."""
         self._counters[kind] = self._counters.get(kind, 0) + 1
         return self._counters[kind]
+
+    def count_from(self, counters: dict[str, int]) -> None:
+        """Used for listings made while the sandbox runs: ids continue after a dataset's."""
+        self._counters.update(counters)
 
     def district(self) -> District:
         """A weighted district of the seeds' regions."""
@@ -574,12 +579,14 @@ class _Builder:
         minor: bool,
         repaired: bool = False,
         disputed: bool = False,
+        published: date | None = None,
     ) -> None:
         """A 双公示 penalty published within 7 days; minor ones for 3 months, others for 3 years."""
         act, content, _ = self.rng.choice([p for p in names.MARKET_PENALTIES if p[2] == minor])
         amounts = (500, 1000, 2000, 5000) if minor else (10000, 20000, 30000, 50000, 100000)
         amount = self.rng.choice(amounts)
-        public_on = min(self.today, decided + timedelta(days=self.rng.randint(1, 7)))
+        # `published` fixes the day (a listing made while the sandbox runs: today).
+        public_on = published or min(self.today, decided + timedelta(days=self.rng.randint(1, 7)))
         until = _plus_months(public_on, 3) if minor else _plus_years(public_on, 3)
         self.data.penalties.append(
             MarketPenalty(
@@ -604,7 +611,9 @@ class _Builder:
         """The enforcing court and its case-number code; most cases sit with the basic court."""
         return (d.court, d.court_abbr) if self.chance(0.85) else (d.city_court, d.city_court_abbr)
 
-    def shixin(self, party: _Party, d: District, filed: date) -> None:
+    def shixin(
+        self, party: _Party, d: District, filed: date, published: date | None = None
+    ) -> None:
         """A current 失信被执行人 listing (courts delete removed ones, so every row is in force)."""
         court, abbr = self.court(d)
         number = self.rng.randint(1, 3999)
@@ -633,7 +642,8 @@ class _Builder:
                 unperformed_part=f"{amount - paid}元" if partly or self.chance(0.3) else "暂无",
                 disrupt_types=self.disrupt_types(),
                 reg_date=filed,
-                publish_date=min(self.today, filed + timedelta(days=self.rng.randint(20, 120))),
+                publish_date=published
+                or min(self.today, filed + timedelta(days=self.rng.randint(20, 120))),
             )
         )
 
@@ -664,12 +674,17 @@ class _Builder:
         return chosen
 
     def restriction(
-        self, party: _Party, d: District, filed: date, company: _Subject | None
+        self,
+        party: _Party,
+        d: District,
+        filed: date,
+        company: _Subject | None,
+        published: date | None = None,
     ) -> None:
         """限制消费 rows of one case: the company and its rep, or the person of a personal case."""
         court, abbr = self.court(d)
         ah = _case_number(filed.year, abbr, "执", self.rng.randint(1, 3999))
-        published = min(self.today, filed + timedelta(days=self.rng.randint(5, 60)))
+        published = published or min(self.today, filed + timedelta(days=self.rng.randint(5, 60)))
         qy_mc = company.company.name if company else ""
         qy_dm = _stored_code(company, filed) if company else ""
         rows = [(party.name, "")] if company else [(party.name, party.card_num(filed))]
@@ -1265,3 +1280,179 @@ def _random_water(b: _Builder, s: _Subject) -> None:
             b.water_list(s, list_type, listed, removed)
     if b.chance(0.06) and (decided := b.record_day(s, 4 * 365)):
         b.water_penalty(s, decided, repaired=b.chance(0.1))
+
+
+# --- listings made while the sandbox runs ---------------------------------------------------
+
+# Record ids count up from these bases (see _Builder.shixin / restriction).
+_SHIXIN_ID_BASE = 3_100_000_000
+_RESTRICTION_ID_BASE = 7_200_000_000
+_MARKET_ID = re.compile(r"(YC|YZ|CF)[0-9]{6}([0-9]{9})")
+_MARKET_ID_KIND = {"YC": "abnormal", "YZ": "illegal", "CF": "penalty"}
+_KIND_OF_PREFIX = {"91": ENTERPRISE, "92": INDIVIDUAL, "93": COOP, "N2": VILLAGE, "Y1": UNION}
+
+
+class LiveListings:
+    """Used by the sandbox admin endpoints: new listings of a dataset's company, drawn the way
+    generate() draws its records and published on the dataset's `today`.
+
+    Record ids continue after the highest the dataset holds, so they never collide with it.
+    Each change draws from a generator seeded by the day, the company (or entry) and the
+    change's number, so the same changes in the same order give the same records.
+    What the generator knows of a company but the dataset does not keep (its district, its
+    representative's term) is read back from the company's row: its address, its USCC, and
+    the 人员任职 row of its current legal representative.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.today = dataset.today
+        self._dataset = dataset
+        self._b = _Builder(random.Random(), dataset.today)
+        self._b.count_from(_highest_ids(dataset))
+        self._changes = 0  # with the company, seeds each change's draws: reproducible runs
+        self._companies: dict[str, Company] | None = None
+        self._by_org_code: dict[str, str] | None = None
+
+    def company(self, uscc: str) -> Company | None:
+        """The dataset's registration row of `uscc`; None when the dataset has no such company."""
+        if self._companies is None:
+            self._companies = {c.uscc: c for c in self._dataset.companies}
+        return self._companies.get(uscc)
+
+    def uscc_of(self, code: str) -> str | None:
+        """The USCC of a company stored under `code` (a USCC or organisation code), else None."""
+        if self.company(code) is not None:
+            return code
+        if self._by_org_code is None:
+            self._by_org_code = {org_code_of(c.uscc): c.uscc for c in self._dataset.companies}
+        return self._by_org_code.get(code)
+
+    def shixin(self, company: Company) -> ShixinCase:
+        """A new 失信被执行人 case of the company, published today, stored under its USCC."""
+        s = self._subject(company)
+        self._b.shixin(_Party.of_company(s), s.district, self._filed(s), published=self.today)
+        case = self._b.data.shixin.pop()
+        case.card_num = company.uscc  # new cases are stored under the USCC, never the old code
+        return case
+
+    def restriction(self, company: Company) -> list[RestrictionCase]:
+        """A new 限制消费 case of the company: the company's row and its representative's."""
+        s = self._subject(company)
+        party = _Party.of_company(s)
+        self._b.restriction(party, s.district, self._filed(s), s, published=self.today)
+        rows = list(self._b.data.restrictions)
+        self._b.data.restrictions.clear()
+        for row in rows:
+            row.qy_dm = company.uscc
+        return rows
+
+    def abnormal(self, company: Company) -> MarketListEntry:
+        """A new 经营异常名录 entry listed today."""
+        self._b.abnormal(self._subject(company), self.today)
+        return self._b.data.abnormal.pop()
+
+    def illegal(self, company: Company) -> MarketListEntry:
+        """A new 严重违法失信名单 entry listed today.
+
+        Its cause is one of those that need no earlier abnormal listing, as the scenarios'.
+        """
+        s = self._subject(company)
+        self._b.illegal(s, self.today, cause=self._b.rng.choice(names.ILLEGAL_CAUSES[1:]))
+        return self._b.data.illegal.pop()
+
+    def penalty(self, company: Company) -> MarketPenalty:
+        """A new 双公示 penalty decided up to a week ago and published today."""
+        s = self._subject(company)
+        decided = min(self.today, max(company.est_date, self._b.ago(1, 7)))
+        minor = self._b.chance(0.35)
+        self._b.market_penalty(s, decided, minor=minor, published=self.today)
+        return self._b.data.penalties.pop()
+
+    def removed(self, entry: MarketListEntry, abnormal: bool) -> MarketListEntry:
+        """A copy of a list entry removed today by the office that listed it."""
+        reason = names.ILLEGAL_REMOVAL
+        if abnormal and entry.cause in names.ABNORMAL_CAUSES:
+            # The removal that cures the cause: the n-th removal answers the n-th cause.
+            reason = names.ABNORMAL_REMOVALS[names.ABNORMAL_CAUSES.index(entry.cause)]
+        elif abnormal:
+            self._changes += 1
+            self._b.rng.seed(f"live:{self.today.isoformat()}:{entry.entry_id}:{self._changes}")
+            reason = self._b.rng.choice(names.ABNORMAL_REMOVALS)
+        return replace(entry, removed_on=self.today, rem_reason=reason, rem_org=entry.dec_org)
+
+    def _subject(self, company: Company) -> _Subject:
+        self._changes += 1
+        self._b.rng.seed(f"live:{self.today.isoformat()}:{company.uscc}:{self._changes}")
+        district = _district_of(company)
+        kind = _KIND_OF_PREFIX.get(company.uscc[:2], ENTERPRISE)
+        s = _Subject(company, district, kind, False, _half_width(company.name), company.name)
+        person = None
+        if company.legal_rep_id:
+            born, male = _born_and_sex(company.legal_rep_id)
+            person = _Person(company.legal_rep_id, company.legal_rep_name, born, male)
+        s.reps.append(_Rep(company.legal_rep_name, person, self._rep_since(company), None))
+        return s
+
+    def _rep_since(self, company: Company) -> date:
+        # The start of the current representative's 人员任职 row; the establishment day
+        # without one (a foreign representative has no ID, so no row).
+        starts = [
+            row.start
+            for row in self._dataset.positions
+            if row.uscc == company.uscc
+            and row.position == LEGAL_REP
+            and row.cert_no == company.legal_rep_id
+        ]
+        return max(starts, default=company.est_date)
+
+    def _filed(self, s: _Subject) -> date:
+        # Filed 20-120 days before publication, as generate() publishes, while the current
+        # representative was in office; a company too young for that was filed on a day of
+        # its life (or today).
+        since = s.reps[0].start
+        filed = self._b.record_day(s, 120, 20, floor=since)
+        return filed or self._b.between(min(since, self.today), self.today)
+
+
+def _highest_ids(dataset: Dataset) -> dict[str, int]:
+    """The per-kind counters generate() ended with, read back from the record ids."""
+    counters = {
+        "shixin": _highest_number((c.case_id for c in dataset.shixin), _SHIXIN_ID_BASE),
+        "restriction": _highest_number(
+            (r.case_id for r in dataset.restrictions), _RESTRICTION_ID_BASE
+        ),
+    }
+    market_ids = [e.entry_id for e in dataset.abnormal + dataset.illegal]
+    market_ids += [p.case_id for p in dataset.penalties]
+    for record_id in market_ids:
+        match = _MARKET_ID.fullmatch(record_id)
+        if match:
+            kind = _MARKET_ID_KIND[match[1]]
+            counters[kind] = max(counters.get(kind, 0), int(match[2]))
+    return counters
+
+
+def _highest_number(ids: Iterable[str], base: int) -> int:
+    numbers = (int(i) - base for i in ids if i.isascii() and i.isdigit() and int(i) > base)
+    return max(numbers, default=0)
+
+
+def _district_of(company: Company) -> District:
+    """The district a company sits in: by its address, else by its USCC's region code."""
+    for d in names.DISTRICTS:
+        if company.dom.startswith(d.address_prefix):
+            return d
+    region = company.uscc[2:8]
+    for d in names.DISTRICTS:
+        if region in (d.code, d.city_code):
+            return d
+    return names.YUYANG
+
+
+def _born_and_sex(id_number: str) -> tuple[date, bool]:
+    """Birth day and sex (odd 17th digit: male) written in a citizen ID."""
+    try:
+        born = date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
+    except ValueError:
+        born = date(1970, 1, 1)
+    return born, id_number[16:17].isdigit() and int(id_number[16]) % 2 == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from itertools import accumulate
 from typing import Final, TypeVar
@@ -14,6 +14,18 @@ import orjson
 from aiohttp import web
 
 from sandbox.faults import FaultResponses, FaultState, department_app, html_page, json_response
+from sandbox.generator import LiveListings
+from sandbox.listings import (
+    ADD,
+    ListingAnswer,
+    ListingChange,
+    ListingEnded,
+    ListingError,
+    UnknownListing,
+    add_listing_route,
+    answer,
+    parse_change,
+)
 from sandbox.model import Company, Dataset, MarketListEntry, MarketPenalty, PositionRow
 
 MAX_BATCH: Final = 100  # market.md: "at most 100 codes; more → HTTP 413"
@@ -87,10 +99,31 @@ class MarketIndex:
         """行政处罚 of one company, oldest first."""
         return [_penalty_entry(p) for p in self.penalties.get(uscc, ())]
 
+    def publish(self, table: dict[str, list[_Row]], row: _Row) -> None:
+        """A new entry in a company's history, in the history's order."""
+        rows = table.setdefault(row.uscc, [])
+        rows.append(row)
+        rows.sort(key=_history_order)
+
+    def find(self, table: dict[str, list[_Row]], record_id: str) -> tuple[list[_Row], int] | None:
+        """The history holding the entry with that id and its place there, or None."""
+        for rows in table.values():
+            for place, row in enumerate(rows):
+                if _row_id(row) == record_id:
+                    return rows, place
+        return None
+
 
 @dataclass(slots=True)
 class _Current:
     index: MarketIndex
+    dataset: Dataset
+    live: LiveListings | None = None  # made on the first listing change
+
+    def listings(self) -> LiveListings:
+        if self.live is None:
+            self.live = LiveListings(self.dataset)
+        return self.live
 
 
 _INDEX_KEY: Final = web.AppKey("market_index", _Current)
@@ -99,7 +132,7 @@ _INDEX_KEY: Final = web.AppKey("market_index", _Current)
 def create_app(dataset: Dataset, faults: FaultState) -> web.Application:
     """Used by the runner to serve the market regulation department for one dataset."""
     app = department_app(faults, _RESPONSES)
-    app[_INDEX_KEY] = _Current(MarketIndex.build(dataset))
+    app[_INDEX_KEY] = _Current(MarketIndex.build(dataset), dataset)
     app.router.add_post("/api/v1/entities/query", _entities_query)
     app.router.add_post(
         "/api/v1/abnormal/query", _list_query("busExcList", MarketIndex.abnormal_of)
@@ -110,12 +143,84 @@ def create_app(dataset: Dataset, faults: FaultState) -> web.Application:
     )
     app.router.add_get("/api/v1/persons/{certNo}/positions", _positions_query)
     app.router.add_get("/api/v1/entities/search", _entities_search)
+    add_listing_route(app, change_listings)
     return app
 
 
 def replace_dataset(app: web.Application, dataset: Dataset) -> None:
-    """Used by the runner when a new dataset version is published."""
-    app[_INDEX_KEY].index = MarketIndex.build(dataset)
+    """Used by the runner when a new dataset version is published (listing changes go too)."""
+    current = app[_INDEX_KEY]
+    current.index, current.dataset, current.live = MarketIndex.build(dataset), dataset, None
+
+
+# --- listings changed while it runs (sandbox/listings.py) -----------------------------------
+
+
+def change_listings(app: web.Application, body: object) -> ListingAnswer:
+    """Used by POST /_admin/listings and the runner's add_listing/end_listing.
+
+    add: a new 经营异常名录 entry (`abnormal`), 严重违法失信名单 entry (`serious_illegal`)
+    listed today, or a 双公示 penalty (`penalty`) published today. end: a list entry gets
+    `remDate` today (market.md: removed entries stay, the list is a history); a penalty
+    gets `repairState` "1" (信用修复: publication stopped early), the only way market.md
+    shows a penalty ending before its `pubEndDate`.
+    """
+    change = parse_change("market", body)
+    current = app[_INDEX_KEY]
+    if change.action == ADD:
+        return _add_listing(current, change)
+    if change.list == "penalty":
+        return _repair_penalty(current, change)
+    return _remove_entry(current, change)
+
+
+def _add_listing(current: _Current, change: ListingChange) -> ListingAnswer:
+    index, live = current.index, current.listings()
+    company = index.entities.get(change.uscc)
+    if company is None:
+        raise ListingError(f"uscc {change.uscc!r} is not a company of the dataset")
+    if change.list == "penalty":
+        penalty = live.penalty(company)
+        index.publish(index.penalties, penalty)
+        return answer("market", change, company.uscc, [penalty.case_id], [_penalty_entry(penalty)])
+    if change.list == "abnormal":
+        entry = live.abnormal(company)
+        index.publish(index.abnormal, entry)
+        return answer("market", change, company.uscc, [entry.entry_id], [_abnormal_entry(entry)])
+    entry = live.illegal(company)
+    index.publish(index.illegal, entry)
+    return answer("market", change, company.uscc, [entry.entry_id], [_illegal_entry(entry)])
+
+
+def _remove_entry(current: _Current, change: ListingChange) -> ListingAnswer:
+    abnormal = change.list == "abnormal"
+    index = current.index
+    table = index.abnormal if abnormal else index.illegal
+    found = index.find(table, change.record_id)
+    if found is None:
+        what = "经营异常名录" if abnormal else "严重违法失信名单"
+        raise UnknownListing(f"no {what} entry {change.record_id!r}")
+    rows, place = found
+    entry = rows[place]
+    if entry.removed_on is not None:
+        raise ListingEnded(f"entry {entry.entry_id!r} was removed on {entry.removed_on}")
+    # A copy: the dataset's own row stays as generated (replace_dataset brings it back).
+    rows[place] = removed = current.listings().removed(entry, abnormal)
+    render = _abnormal_entry if abnormal else _illegal_entry
+    return answer("market", change, removed.uscc, [removed.entry_id], [render(removed)])
+
+
+def _repair_penalty(current: _Current, change: ListingChange) -> ListingAnswer:
+    index = current.index
+    found = index.find(index.penalties, change.record_id)
+    if found is None:
+        raise UnknownListing(f"no 行政处罚 {change.record_id!r}")
+    rows, place = found
+    penalty = rows[place]
+    if penalty.repaired:
+        raise ListingEnded(f"penalty {penalty.case_id!r} is already repaired")
+    rows[place] = repaired = replace(penalty, repaired=True)
+    return answer("market", change, repaired.uscc, [repaired.case_id], [_penalty_entry(repaired)])
 
 
 # --- rendering (per answer: at most 100 subjects) -----------------------------------------
@@ -204,6 +309,10 @@ def _history(rows: Iterable[_Row]) -> dict[str, list[_Row]]:
     for entries in table.values():
         entries.sort(key=_history_order)
     return table
+
+
+def _row_id(row: MarketListEntry | MarketPenalty) -> str:
+    return row.entry_id if isinstance(row, MarketListEntry) else row.case_id
 
 
 def _history_order(row: MarketListEntry | MarketPenalty) -> tuple[date, str]:

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from sandbox import courts, market, tax, water
 from sandbox.faults import DEPARTMENTS, FaultState, check_knobs
+from sandbox.listings import ADD, END, ChangeListings, ListingAnswer
 from sandbox.model import Dataset
 
 __all__ = ["DEPARTMENTS", "SandboxServers", "SandboxThread", "serve_forever"]
@@ -34,6 +35,13 @@ _MODULES: Final[Mapping[str, _DepartmentModule]] = {
     "market": market,
     "tax": tax,
     "water": water,
+}
+
+
+# The departments whose lists change while they run (POST /_admin/listings).
+_LISTINGS: Final[Mapping[str, ChangeListings]] = {
+    "courts": courts.change_listings,
+    "market": market.change_listings,
 }
 
 
@@ -129,10 +137,42 @@ class SandboxServers:
             state.headers.clear()
 
     def replace_dataset(self, dataset: Dataset) -> None:
-        """Publish a new dataset version: all four re-index (water files get new ETags)."""
+        """Publish a new dataset version: all four re-index (water files get new ETags).
+
+        Listings added or ended with add_listing/end_listing belong to the old version: the
+        departments answer from the new dataset alone.
+        """
         for name in DEPARTMENTS:
             _MODULES[name].replace_dataset(self._apps[name], dataset)
         self.dataset = dataset
+
+    def add_listing(self, department: str, list: str, uscc: str) -> ListingAnswer:
+        """List a dataset company anew, published today, as POST /_admin/listings does.
+
+        courts: list "shixin" or "xgl"; market: "abnormal", "serious_illegal" or "penalty".
+        Returns the admin answer ({"id", "gateway_id", "records", ...}, sandbox/listings.py);
+        raises sandbox.listings.ListingError (a ValueError) for what the endpoint answers 400.
+        """
+        return self._change_listings(department, {"action": ADD, "list": list, "uscc": uscc})
+
+    def end_listing(self, department: str, list: str, record_id: str) -> ListingAnswer:
+        """End a listing by the department's record id, as POST /_admin/listings does.
+
+        courts delete the case; market sets remDate today, or repairs a penalty. Raises
+        UnknownListing (a LookupError, 404) for an unknown id, ListingEnded (409) when it
+        has already ended, ListingError (400) for an unknown list.
+        """
+        body = {"action": END, "list": list, "id": record_id}
+        return self._change_listings(department, body)
+
+    def _change_listings(self, department: str, body: dict[str, str]) -> ListingAnswer:
+        _check_department(department)
+        change = _LISTINGS.get(department)
+        if change is None:
+            raise ValueError(
+                f"{department} has no listings to change; only {', '.join(_LISTINGS)} have"
+            )
+        return change(self._apps[department], body)
 
     async def __aenter__(self) -> SandboxServers:
         return self
@@ -294,6 +334,16 @@ class SandboxThread:
         """Publish a new dataset version to all four departments."""
         servers = self._running()
         self._call(lambda: servers.replace_dataset(dataset))
+
+    def add_listing(self, department: str, list: str, uscc: str) -> ListingAnswer:
+        """SandboxServers.add_listing, run in the loop thread; its errors raised here."""
+        servers = self._running()
+        return self._call(lambda: servers.add_listing(department, list, uscc))
+
+    def end_listing(self, department: str, list: str, record_id: str) -> ListingAnswer:
+        """SandboxServers.end_listing, run in the loop thread; its errors raised here."""
+        servers = self._running()
+        return self._call(lambda: servers.end_listing(department, list, record_id))
 
     def __enter__(self) -> SandboxThread:
         self.start()

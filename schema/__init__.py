@@ -26,6 +26,7 @@ from schema.introspection import IntrospectionByRole, NoIntrospectionRule
 from schema.query_cache import CachedParse, ParsedQueries, SmallDocumentValidationCache
 from schema.query_limits import DocumentLimits, QueryLimits, validation_rules
 from schema.text import TextArguments
+from schema.watch import Subscription, WatchMutations
 
 
 class GatewaySchema(strawberry.federation.Schema):
@@ -65,8 +66,8 @@ class GatewaySchema(strawberry.federation.Schema):
 
 
 @strawberry.type
-class Mutation(BulkMutations):
-    """The Mutation root: bulk checks now, watchlists next (contract §8–§9)."""
+class Mutation(BulkMutations, WatchMutations):
+    """The Mutation root: bulk checks and watchlists (contract §8–§9)."""
 
 
 def build_schema(
@@ -93,6 +94,7 @@ def build_schema(
     return GatewaySchema(
         query=FederatedQuery,
         mutation=Mutation,
+        subscription=Subscription,
         federation_version=FEDERATION_VERSION,
         extensions=[
             *extensions,

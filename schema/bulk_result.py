@@ -41,7 +41,7 @@ def freeze(
             "status": joint.status.value,
             "complete": joint.complete,
             "missingSources": [d.value for d in joint.missing_sources],
-            "listings": [_record(r) for r in joint.listings],
+            "listings": [record_json(r) for r in joint.listings],
             "measures": [_applied(m) for m in joint.measures],
             "incentives": [_applied(m) for m in joint.incentives],
             "evaluatedAt": joint.evaluated_at.isoformat(),
@@ -65,7 +65,8 @@ def freeze(
     return joint.status.value, result
 
 
-def _record(r: CreditRecord) -> dict[str, Any]:
+def record_json(r: CreditRecord) -> dict[str, Any]:
+    """A record as stored and as webhooks send it: the CreditRecord fields by GraphQL name."""
     return {
         "id": str(r.id),
         "department": r.department.value,

@@ -16,6 +16,8 @@ from core.roles import Caller
 from resolvers.bulk import BulkChecks
 from resolvers.catalogue import Catalogue
 from resolvers.loaders import Loaders
+from resolvers.watchlists import Watchlists
+from store.changes import ChangeStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,9 @@ class Services:
     spot_check_ratios: Mapping[str, float]
     # Bulk checks on the state store (contract §8); set by the runtime.
     bulk: BulkChecks | None = None
+    # Watchlists and the changes found (contract §9); set by the runtime.
+    watchlists: Watchlists | None = None
+    change_feed: ChangeStore | None = None
 
     def searcher(self) -> Adapter | None:
         """The adapter that searches subjects by name, if any source can."""
@@ -47,6 +52,8 @@ class RequestContext:
     loaders: Loaders
     today: date
     now: datetime
+    # graphql-transport-ws: the connection_init payload (the API key), set by strawberry.
+    connection_params: dict[str, object] | None = None
 
     @property
     def is_regulator(self) -> bool:

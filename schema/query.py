@@ -22,6 +22,7 @@ from schema.person import Person
 from schema.personal_access import AuditedPersonQuery
 from schema.subject import Subject, plan_of
 from schema.types import LookupError, SourceStatus
+from schema.watch import WatchQueries
 
 # The most audit entries one auditLog page returns.
 AUDIT_PAGE_MAX = 500
@@ -48,7 +49,7 @@ class SubjectConnection:
 
 
 @strawberry.type
-class Query(BulkQueries):
+class Query(BulkQueries, WatchQueries):
     @strawberry.field(
         description="按统一社会信用代码查询市场主体，各部门数据合并；无部门知晓该代码时为空 / One "
         "market subject stitched from every department; null when no department knows the code."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -102,6 +103,17 @@ def gateway_config(
     table["sources"]["courts"].setdefault("max_rps", FAST_COURTS_RPS)
     table["sources"]["courts"].setdefault("max_concurrency", 16)
     return parse_config(table)
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A test running the command line in-process (its configure_logging) leaves no handler
+    on pytest's captured stream behind, which later tests' log lines would hit closed."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -322,3 +322,27 @@ def test_the_store_defaults_to_state_db_beside_the_audit_store() -> None:
     assert config.background.retry_window_s == 600
     url = "postgresql://gateway@db.internal/credit"
     assert parse_config({**VALID, "store": {"url": url}}).store_url == url
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"allow": "https://bank.example/"}, r"\[webhooks\] allow must be a list"),
+        ({"allow": ["ftp://bank.example/"]}, r"is not an http\(s\) URL prefix"),
+        ({"allow": ["https://bank.example"]}, r"must end with / after the host"),
+        ({"hosts": []}, r"\[webhooks\] has unknown key\(s\): hosts"),
+    ],
+)
+def test_webhooks_table_is_checked(value: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config({**VALID, "webhooks": value})
+
+
+def test_webhooks_allow_only_what_starts_with_a_prefix() -> None:
+    assert parse_config(VALID).webhooks.allow == ()
+    config = parse_config({**VALID, "webhooks": {"allow": ["https://hooks.bank.example/"]}})
+    assert config.webhooks.allows("https://hooks.bank.example/credit")
+    assert not config.webhooks.allows("https://hooks.bank.example.evil.com/")
+    assert not config.webhooks.allows("http://hooks.bank.example/credit")
+    with pytest.raises(ConfigError, match=r"refresh_interval_s must be between 60"):
+        parse_config({**VALID, "background": {"refresh_interval_s": 30}})
