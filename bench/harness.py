@@ -50,6 +50,9 @@ class Settings:
     anchor_dir: Path
     quick: bool
     bulk_codes: int = 1000
+    # Issue 14, item 4 (bench/stats.py): the watchlist's members, requests per dimension.
+    stat_members: int = 100_000
+    stat_requests: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,12 +138,25 @@ class Bench:
     # Courts calls of the dataset's codes that need more than four (long histories: more
     # pages), from bench/sandbox_server.py; every other code needs four.
     courts_calls: dict[str, int] = field(default_factory=dict)
+    # The gateway's state store ([store] url), the bank client's id (`key` is its key) and a
+    # regulator's key, for the watchlist statistics (bench/stats.py).
+    store_url: str = ""
+    client_id: str = ""
+    regulator_key: str = ""
 
     async def ask(
-        self, query: str, variables: dict[str, Any], url: str | None = None, key: bool = True
+        self,
+        query: str,
+        variables: dict[str, Any],
+        url: str | None = None,
+        key: bool = True,
+        as_key: str | None = None,
     ) -> Reply:
-        """Used by every measurement: one POST of a GraphQL request, timed."""
-        headers = {"Authorization": f"Bearer {self.key}"} if key else {}
+        """Used by every measurement: one POST of a GraphQL request, timed.
+
+        `as_key`: another client's key (the regulator's) instead of the bank's.
+        """
+        headers = {"Authorization": f"Bearer {as_key or self.key}"} if key else {}
         started = time.perf_counter()
         try:
             async with self.session.post(

@@ -27,6 +27,7 @@ from bench.harness import (
     ratio,
     summary,
 )
+from bench.stats import statistics
 from sandbox.processes import cpu_ms, peak_rss_mb, rss_mb
 
 # Item 1 of the issue: what a bank's credit check asks about one subject.
@@ -320,5 +321,7 @@ MEASUREMENTS: Final[list[Measurement]] = [
     Measurement("cpu_per_lookup", cpu_per_lookup),
     # Issue 13, item 6 (bench/bulk.py).
     Measurement("bulk_check", bulk_check),
+    # Issue 14, item 4 (bench/stats.py).
+    Measurement("statistics", statistics),
     Measurement("memory", memory),
 ]

@@ -29,6 +29,7 @@ from bench.harness import Bench, CodePool, Measurement, Row, Server, Settings
 from bench.hive import ANCHOR_MEASUREMENTS, default_anchor_dir
 from bench.machine import describe
 from bench.measurements import MEASUREMENTS
+from bench.stats import add_regulator
 from gateway.config import load_config
 from sandbox.faults import DEPARTMENTS
 from sandbox.processes import free_port, process, rss_mb, wait_http, write_gateway_config
@@ -41,6 +42,8 @@ COURTS_MAX_RPS: Final = 50
 SOURCES_QUERY: Final = "{ sources { department state } }"
 # What bench/sandbox_server.py writes for the bench alone: per-code lists, not the report's.
 DATASET_LISTS: Final = frozenset({"codes", "courts_calls"})
+# The config's one bank client: the owner of the watchlist bench/stats.py writes.
+BANK_CLIENT: Final = "bench-bank"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,6 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cpu-cold", type=int, help="cold lookups for CPU (default 100)")
     parser.add_argument("--cpu-warm", type=int, help="warm lookups for CPU (default 1000)")
     parser.add_argument("--bulk-codes", type=int, help="codes of the bulk check (default 1000)")
+    parser.add_argument(
+        "--stat-members", type=int, help="members of the statistics' watchlist (default 100000)"
+    )
+    parser.add_argument(
+        "--stat-requests", type=int, help="statistics requests per dimension (default 20)"
+    )
     parser.add_argument(
         "--anchor-dir",
         type=Path,
@@ -116,6 +125,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         anchor_dir=args.anchor_dir or default_anchor_dir(),
         quick=quick,
         bulk_codes=pick(args.bulk_codes, 1000, 60),
+        stat_members=pick(args.stat_members, 100_000, 2_000),
+        stat_requests=pick(args.stat_requests, 20, 20),
     )
 
 
@@ -148,7 +159,8 @@ async def _run(settings: Settings) -> dict[str, Any]:
         info = json.loads(info_path.read_text(encoding="utf-8"))
         key = secrets.token_urlsafe(24)
         options = {"courts": {"max_rps": COURTS_MAX_RPS}}
-        config_path = write_gateway_config(workdir, urls, key, "bench-bank", options)
+        config_path = write_gateway_config(workdir, urls, key, BANK_CLIENT, options)
+        regulator_key = add_regulator(config_path)
         config = load_config(config_path)
         port = free_port()
         serve_cmd = [sys.executable, "-m", "gateway.cli", "--log-level", "warning", "serve"]
@@ -183,6 +195,9 @@ async def _run(settings: Settings) -> dict[str, Any]:
                 rss_after_start_mb=0.0,
                 background_share=config.background.share,
                 courts_calls={str(k): int(v) for k, v in info.get("courts_calls", {}).items()},
+                store_url=config.store_url,
+                client_id=BANK_CLIENT,
+                regulator_key=regulator_key,
             )
             await _wait_water(bench)
             bench.rss_after_start_mb = rss_mb(gateway.pid)

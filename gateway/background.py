@@ -17,10 +17,11 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from adapters.deadline import background_work
 from core.clock import Clock
+from core.records import Part
 from gateway.config_state import BackgroundConfig
 from gateway.metrics import WATCH_MEMBER, Metrics
 from gateway.watch_checks import WatchChecks
@@ -44,6 +45,8 @@ WORKERS = 2
 # Results of a chunk are frozen and stored by groups of this many codes, as the courts'
 # answers come (one code a call, paced): progress shows every second or so, not every 100.
 SETTLE_GROUP = 10
+# Groups asking the courts at once: enough that the pace never waits between groups.
+GROUPS_IN_FLIGHT = 2
 # How often an idle worker looks for work another replica, or a retry, made due.
 POLL_S = 1.0
 # A code a department failed for is asked again after this long, doubling up to the cap.
@@ -53,6 +56,8 @@ RETRY_MAX_S = 120.0
 RESULT_PLAN = Plan.union(
     FIELD_PLANS[f] for f in ("name", "jointPunishment", "supervision", "sources")
 )
+# What a chunk asks first, in one batch per department: everyone but the courts.
+BATCHED_PLAN = Plan(RESULT_PLAN.parts - {Part.COURTS}, RESULT_PLAN.name)
 
 
 class BackgroundScheduler:
@@ -100,7 +105,8 @@ class BackgroundScheduler:
     async def start(self) -> None:
         """Starts the workers and the lease heartbeat."""
         self._tasks = [
-            asyncio.create_task(self._work(), name=f"bulk-worker-{n}") for n in range(WORKERS)
+            asyncio.create_task(self._work(watch_first=n % 2 == 1), name=f"background-{n}")
+            for n in range(WORKERS)
         ]
         self._tasks.append(asyncio.create_task(self._heartbeat(), name="bulk-leases"))
 
@@ -116,23 +122,11 @@ class BackgroundScheduler:
             with contextlib.suppress(Exception):
                 await self._watch.release(self.owner)
 
-    async def _work(self) -> None:
+    async def _work(self, watch_first: bool) -> None:
         while True:
             try:
-                claim = await self._store.claim(
-                    self.owner, time.time(), self._config.lease_s, CHUNK
-                )
-                if claim is None:
-                    # Bulk checks first (a bank is waiting for them), then watched members.
-                    members = await self._claim_members()
-                    if members:
-                        await self._check_members(members)
-                    else:
-                        await self._idle()
-                    continue
-                if self._metrics is not None:
-                    self._metrics.bulk_waiting(await self._store.waiting())
-                await self._check(claim)
+                if not await self._step(watch_first):
+                    await self._idle()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -140,6 +134,32 @@ class BackgroundScheduler:
                 # claimed again); wait a little rather than spin.
                 log.exception("background work failed; it is taken up again")
                 await asyncio.sleep(POLL_S)
+
+    async def _step(self, watch_first: bool) -> bool:
+        """One piece of work, if any is due; False when there was none."""
+        # One worker looks at watched members first, the other at bulk checks: a refresh
+        # is not held up for hours by a 50,000-code check, nor a check by a big refresh.
+        kinds = (self._watch_step, self._bulk_step)
+        for step in kinds if watch_first else reversed(kinds):
+            if await step():
+                return True
+        return False
+
+    async def _bulk_step(self) -> bool:
+        claim = await self._store.claim(self.owner, time.time(), self._config.lease_s, CHUNK)
+        if claim is None:
+            return False
+        if self._metrics is not None:
+            self._metrics.bulk_waiting(await self._store.waiting())
+        await self._check(claim)
+        return True
+
+    async def _watch_step(self) -> bool:
+        members = await self._claim_members()
+        if not members:
+            return False
+        await self._check_members(members)
+        return True
 
     async def _idle(self) -> None:
         if self._metrics is not None:
@@ -164,20 +184,38 @@ class BackgroundScheduler:
                 log.exception("bulk-check leases not renewed")
 
     async def _check(self, claim: Claim) -> None:
+        async def settle(loaders: Loaders, group: list[str]) -> None:
+            await self._settle_group(claim, loaders, group)
+
+        await self._in_groups(claim.codes, settle)
+
+    async def _in_groups(
+        self, codes: Sequence[str], settle: Callable[[Loaders, list[str]], Awaitable[None]]
+    ) -> None:
+        """Asks the departments for a chunk of codes and settles it group by group."""
         adapters = self._services.adapters
         share = self._config.share
         # The lookups of a chunk may take as long as the slowest department's pace needs
         # for every chunk in flight, plus a normal answer's time.
         pace = max((a.background_pace_s(CHUNK * WORKERS, share) for a in adapters), default=0)
         timeout = max((a.deps.config.timeout_s for a in adapters), default=2.0)
-        # One loader batch per department for the whole chunk (market 100 codes a call, tax
-        # 50), the courts' codes in groups; each group is settled as soon as it is answered.
         loaders = Loaders(adapters, one_by_one_batch=SETTLE_GROUP)
-        groups = [
-            claim.codes[i : i + SETTLE_GROUP] for i in range(0, len(claim.codes), SETTLE_GROUP)
-        ]
+        groups = [list(codes[i : i + SETTLE_GROUP]) for i in range(0, len(codes), SETTLE_GROUP)]
+        in_flight = asyncio.Semaphore(GROUPS_IN_FLIGHT)
+
+        async def one(group: list[str]) -> None:
+            async with in_flight:
+                await settle(loaders, group)
+
         with background_work(share, pace * 1.25 + 2 * timeout):
-            await asyncio.gather(*(self._settle_group(claim, loaders, g) for g in groups))
+            # One batch per department for the whole chunk first (market 100 codes a call,
+            # tax 50)...
+            await loaders.subjects(codes, BATCHED_PLAN)
+            # ...then the courts, one code a call, a few groups at a time: their bookings of
+            # the pace run at most a couple of seconds ahead, so other background work (a
+            # watchlist's refresh, another check) takes its turn in between, and results
+            # are stored as they come.
+            await asyncio.gather(*(one(g) for g in groups))
 
     async def _settle_group(self, claim: Claim, loaders: Loaders, codes: list[str]) -> None:
         views = await views_of(loaders, self._clock.today(), codes, RESULT_PLAN)
@@ -197,14 +235,16 @@ class BackgroundScheduler:
 
     async def _check_members(self, members: list[DueMember]) -> None:
         """Watched members due now: checked like a chunk of a bulk check, changes stored."""
-        adapters = self._services.adapters
-        share = self._config.share
-        pace = max((a.background_pace_s(CHUNK * WORKERS, share) for a in adapters), default=0)
-        timeout = max((a.deps.config.timeout_s for a in adapters), default=2.0)
-        loaders = Loaders(adapters, one_by_one_batch=SETTLE_GROUP)
-        groups = [members[i : i + SETTLE_GROUP] for i in range(0, len(members), SETTLE_GROUP)]
-        with background_work(share, pace * 1.25 + 2 * timeout):
-            await asyncio.gather(*(self._check_group(loaders, g) for g in groups))
+        by_code = {m.uscc: m for m in members}
+        # A code watched by two lists is one lookup, checked for each list.
+        lists: dict[str, list[DueMember]] = {}
+        for member in members:
+            lists.setdefault(member.uscc, []).append(member)
+
+        async def settle(loaders: Loaders, codes: list[str]) -> None:
+            await self._check_group(loaders, [m for c in codes for m in lists[c]])
+
+        await self._in_groups(list(by_code), settle)
 
     async def _check_group(self, loaders: Loaders, members: list[DueMember]) -> None:
         assert self._checks is not None

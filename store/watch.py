@@ -154,12 +154,20 @@ class WatchStore:
                     f"DELETE FROM {table} WHERE watchlist_id = ? AND uscc = ?",
                     [(watchlist_id, u) for u in usccs],
                 )
+            await _forget_unwatched(tx, usccs)
 
     async def delete(self, watchlist_id: str) -> None:
         """Used by deleteWatchlist: the list and its members go; its changes stay (contract §7)."""
         async with self._db.transaction() as tx:
+            codes = [
+                row[0]
+                for row in await tx.fetch_all(
+                    "SELECT uscc FROM watch_members WHERE watchlist_id = ?", (watchlist_id,)
+                )
+            ]
             for table in ("watch_members", "watch_listings"):
                 await tx.execute(f"DELETE FROM {table} WHERE watchlist_id = ?", (watchlist_id,))
+            await _forget_unwatched(tx, codes)
             # Deliveries not made yet have no list to sign them any more.
             await tx.execute(
                 "DELETE FROM webhook_deliveries WHERE watchlist_id = ? AND delivered_at IS NULL",
@@ -283,6 +291,12 @@ class WatchStore:
             )
             if updated == 0:
                 return []  # removed meanwhile, or its lease was taken over
+            # The subject's latest check across lists (ISO times of one offset sort as text).
+            await tx.execute(
+                "UPDATE watch_subjects SET status = ?, credit_class = ?, checked_at = ? "
+                "WHERE uscc = ? AND (checked_at IS NULL OR checked_at <= ?)",
+                (check.status, check.credit_class, check.checked_at, m.uscc, check.checked_at),
+            )
             await tx.execute(
                 "DELETE FROM watch_listings WHERE watchlist_id = ? AND uscc = ?",
                 (m.watchlist_id, m.uscc),
@@ -368,10 +382,8 @@ class WatchStore:
             else:
                 # Every watched subject once: its latest check, whichever list made it.
                 rows = await tx.fetch_all(
-                    f"SELECT {column}, COUNT(*) FROM (SELECT uscc, {column}, ROW_NUMBER() OVER "
-                    "(PARTITION BY uscc ORDER BY checked_at DESC) AS n FROM watch_members "
-                    f"WHERE 1 = 1{checked}) latest WHERE n = 1 GROUP BY {column} "
-                    f"ORDER BY {column}",
+                    f"SELECT {column}, COUNT(*) FROM watch_subjects WHERE 1 = 1{checked} "
+                    f"GROUP BY {column} ORDER BY {column}",
                 )
         return [StatRowData(str(k), int(n), None) for k, n in rows]
 
@@ -385,3 +397,26 @@ async def _insert_members(
         "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (watchlist_id, uscc) DO NOTHING",
         [(watchlist_id, m.uscc, seq, m.region, m.phase, now) for m in members],
     )
+    await tx.execute_many(
+        "INSERT INTO watch_subjects (uscc, region) VALUES (?, ?) ON CONFLICT (uscc) DO NOTHING",
+        [(m.uscc, m.region) for m in members],
+    )
+
+
+async def _forget_unwatched(tx: Any, usccs: Sequence[str]) -> None:
+    """Codes no list watches any more leave watch_subjects; the others keep their latest."""
+    for uscc in usccs:
+        left = await tx.fetch_one(
+            # Unchecked memberships last on both engines (their NULLs sort differently).
+            "SELECT status, credit_class, checked_at FROM watch_members WHERE uscc = ? "
+            "ORDER BY checked_at IS NULL, checked_at DESC LIMIT 1",
+            (uscc,),
+        )
+        if left is None:
+            await tx.execute("DELETE FROM watch_subjects WHERE uscc = ?", (uscc,))
+        else:
+            await tx.execute(
+                "UPDATE watch_subjects SET status = ?, credit_class = ?, checked_at = ? "
+                "WHERE uscc = ?",
+                (*left, uscc),
+            )

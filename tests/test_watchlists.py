@@ -63,8 +63,10 @@ class Gateways:
     store: str
     started: list[GatewayServer] = field(default_factory=list)
 
-    def start(self, **tables: Any) -> GatewayServer:
-        config = gateway_config(self.sandbox.urls, tables={"store": {"url": self.store}, **tables})
+    def start(self, sources: dict[str, Any] | None = None, **tables: Any) -> GatewayServer:
+        config = gateway_config(
+            self.sandbox.urls, tables={"store": {"url": self.store}, **tables}, **(sources or {})
+        )
         server = GatewayServer(create_app(config, Clock(TODAY))).start()
         self.started.append(server)
         return server
@@ -303,6 +305,20 @@ def test_statistics_come_from_the_latest_checks(
     checked(regulator, other)
     everyone = regulator.query(STATS, {"g": "STATUS"})["data"]["statistics"]
     assert sum(r["subjects"] for r in everyone) == 40
+    assert {r["key"]: r["subjects"] for r in everyone} == status
+
+    def watched() -> int:
+        rows = regulator.query(STATS, {"g": "REGION"})["data"]["statistics"]
+        return sum(r["subjects"] for r in rows)
+
+    # Removed from the first list: the five still on the second list stay watched.
+    remove = "mutation($id: ID!, $u: [String!]!) { removeFromWatchlist(id: $id, usccs: $u) { id } }"
+    assert "errors" not in bank.query(remove, {"id": list_id, "u": codes[:5] + codes[30:35]})
+    assert watched() == 35
+    assert "errors" not in regulator.query(
+        "mutation($id: ID!) { deleteWatchlist(id: $id) }", {"id": other}
+    )
+    assert watched() == 30
 
 
 def test_subscription_and_webhook_see_the_change(
@@ -503,3 +519,24 @@ def test_the_example_receiver_is_the_one_the_docs_show() -> None:
     assert found is not None
     example = (root / "examples" / "webhook_receiver.py").read_text(encoding="utf-8")
     assert example.endswith(found.group(1))
+
+
+def test_a_watchlist_is_checked_while_a_bulk_check_runs(
+    gateways: Gateways, world: tuple[SandboxThread, Dataset]
+) -> None:
+    sandbox, dataset = world
+    # The courts at their published pace: a 100-code check takes about 11 s of court calls.
+    sandbox.set_faults("courts", rate_limit_rps=50)
+    server = gateways.start(sources={"courts": {"max_rps": 50}})
+    bank = GraphQLClient(server.url, key=KEYS["bank"])
+    bulk = bank.query(
+        "mutation($u: [String!]!) { startBulkCheck(usccs: $u) { id } }",
+        {"u": [c.uscc for c in dataset.companies[:100]]},
+    )["data"]["startBulkCheck"]
+    time.sleep(0.5)
+    list_id = create(bank, [c.uscc for c in dataset.companies[100:102]])["watchlist"]["id"]
+    found = checked(bank, list_id, timeout_s=30)
+    state = bank.query("query($id: ID!) { bulkCheck(id: $id) { state done } }", {"id": bulk["id"]})
+    # The members had their baseline while the check was still being worked.
+    assert found["checkedAt"] is not None
+    assert state["data"]["bulkCheck"]["state"] == "RUNNING", state
