@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint types layers schema soak bench bench-anchor clean
+.PHONY: demo cluster test check lint types layers schema soak bench bench-anchor clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit("credit-gateway needs Python >= 3.11" if sys.version_info < (3, 11) else 0)'
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 # PORT=8010 when 8000 is taken; SUBJECTS for a smaller or larger dataset.
 demo: $(STAMP)
 	$(BIN)/credit-gateway demo $(if $(PORT),--port $(PORT)) $(if $(SUBJECTS),--subjects $(SUBJECTS))
+
+# The sandbox, REPLICAS gateways (3) on the local PostgreSQL and Redis, a round-robin front
+# on PORT (8000) and the replicas on the ports after it (docs/deployment.md, Several replicas).
+cluster: $(STAMP)
+	$(BIN)/credit-gateway cluster $(if $(PORT),--port $(PORT)) $(if $(REPLICAS),--replicas $(REPLICAS)) $(if $(SUBJECTS),--subjects $(SUBJECTS))
 
 test: $(STAMP)
 	$(BIN)/pytest

@@ -10,6 +10,7 @@ from typing import TypeAlias
 import aiohttp
 
 from adapters.observe import NoObserver, Observer
+from adapters.shared import SharedState
 from core.clock import Clock
 from core.records import PARTS_OF, Department, Part, PersonFacts, SearchPage, SubjectFacts
 from core.sources import SourceError, SourceHealth
@@ -38,6 +39,9 @@ class AdapterDeps:
     # Where calls, lookups, cache use and breaker state are reported (the runtime's
     # metrics and traces); recording nothing unless the runtime passes one.
     observer: Observer = field(default_factory=NoObserver)
+    # contract §11: the department paces and answers all replicas share ([cache] url);
+    # None keeps them in-process (one replica, or the embedded default).
+    shared: SharedState | None = None
 
 
 SubjectResult = SubjectFacts | SourceError

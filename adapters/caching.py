@@ -33,6 +33,8 @@ class CachingAdapter(Adapter):
         timeout_s = inner.deps.config.timeout_s
         self._settings = settings
         self._subjects: dict[frozenset[Part], AnswerCache[SubjectFacts]] = {}
+        # Persons stay in-process even with a shared store (contract §11): their answers
+        # carry full ID numbers and names, which docs/privacy.md keeps in memory only.
         self._persons = AnswerCache[PersonFacts](
             inner.department, settings, timeout_s, inner.deps.observer
         )
@@ -68,8 +70,15 @@ class CachingAdapter(Adapter):
         cache = self._subjects.get(wanted)
         if cache is None:
             # At most one store per set of the department's parts (16 for market's four).
+            shared = self.deps.shared
             cache = AnswerCache[SubjectFacts](
-                self.department, self._settings, self.deps.config.timeout_s, self.deps.observer
+                self.department,
+                self._settings,
+                self.deps.config.timeout_s,
+                self.deps.observer,
+                shared=shared.answers if shared is not None else None,
+                namespace=f"{self.department.value}:{'+'.join(sorted(wanted))}",
+                kind=SubjectFacts,
             )
             self._subjects[wanted] = cache
 

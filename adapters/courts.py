@@ -165,7 +165,7 @@ class CourtsAdapter(Adapter):
         # The identity's first pages go out together, booked up front at the courts' pace:
         # when the pace cannot send them all before the deadline, nothing is sent (and no
         # call is spent on an answer that would come too late).
-        with self._http.booked(len(queries)):
+        async with self._http.booked(len(queries)):
             answers = await gather_strict(*(self._all_items(path, card) for path, card in queries))
         shixin: dict[str, dict[str, object]] = {}
         xgl: dict[str, dict[str, object]] = {}

@@ -7,8 +7,8 @@ import email.utils
 import logging
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +23,7 @@ from adapters.breaker import BreakerOptions, CircuitBreaker
 from adapters.deadline import background, lookup_deadline
 from adapters.observe import CallOutcome, outcome_of
 from adapters.retry import Pause, RetryOptions, RetryPolicy, retrying
+from adapters.shared import SharedPace, SharedUnavailable
 from core.records import Department
 from core.sources import FailureKind, SourceError, SourceHealth, SourceState
 
@@ -40,6 +41,9 @@ _ATTEMPT_MARGIN_S = 0.02
 # Send times a lookup booked with its department's Pacer, taken by its calls in turn (the
 # list is shared by the tasks of the lookup's calls); calls beyond them take free slots.
 _BOOKED: ContextVar[list[float] | None] = ContextVar("booked_sends", default=None)
+# A call sent this long after its send time (it waited for a concurrency slot) takes a new
+# one: sent late, it would join the calls of a later moment past the rate.
+_LATE_S = 0.02
 
 # The knobs every adapter calling its department through SourceHttp reads.
 HTTP_OPTIONS: tuple[type, ...] = (RetryOptions, BreakerOptions)
@@ -209,21 +213,53 @@ class Pacer:
         self._sent = deque(t for t in sent if t > now - 1.0)
         return times
 
-    async def wait(self, booked_first: bool = True) -> None:
-        """Return when one more request may be sent: at a booked time, else the next free one."""
+
+class Pace:
+    """A department's pace as SourceHttp uses it (contract §7: the deployment's budget).
+
+    With several replicas sharing a store (AdapterDeps.shared) every booking is made there,
+    so all replicas together keep the rate; a booking the store cannot take in time is made
+    instead on an in-process Pacer at this replica's share of the rate (rate / replicas),
+    and the lookup goes on. Without a shared store the in-process Pacer has the whole rate.
+    """
+
+    def __init__(
+        self, name: str, rate_per_s: float, burst: int = 1, shared: SharedPace | None = None
+    ) -> None:
+        self.name = name
+        self.rate_per_s = rate_per_s
+        self._burst = burst
+        self._shared = shared
+        replicas = shared.replicas if shared is not None else 1
+        self._local = Pacer(rate_per_s / replicas, burst)
+
+    async def book(self, count: int, latest: float) -> list[float] | None:
+        """Reserve `count` send times (loop time), or none when the last would be after `latest`."""
+        if self._shared is not None:
+            try:
+                return await self._shared.book(
+                    self.name, self.rate_per_s, self._burst, count, latest
+                )
+            except SharedUnavailable:
+                pass  # this booking at this replica's share; the store counts the fallback
+        return self._local.book(count, latest)
+
+    async def wait(self, booked_first: bool = True) -> float:
+        """Return at the send time of one more request (a booked one, else the next free one)."""
         booked = _BOOKED.get() if booked_first else None
-        at = booked.pop(0) if booked else (self.book(1, math.inf) or [0.0])[0]
+        at = booked.pop(0) if booked else ((await self.book(1, math.inf)) or [0.0])[0]
         delay = at - asyncio.get_running_loop().time()
         if delay > 0:
             await asyncio.sleep(delay)
+        return at
 
 
 class SourceHttp:
     """One per live adapter: base URL, budget, retries, breaker, concurrency bound and pace.
 
     A call goes through, in this order: the department's Retry-After pause, the circuit
-    breaker, then attempts (retried by the policy), each of which takes a concurrency slot
-    and the pace before it goes out. Backoff waits hold no slot.
+    breaker, then attempts (retried by the policy), each of which waits for the pace and
+    then takes a concurrency slot before it goes out. Pace and backoff waits hold no slot.
     """
 
     def __init__(
@@ -240,10 +276,15 @@ class SourceHttp:
         # Shared by every attempt of every call of the adapter (retries and health probes
         # too), so neither a big batch nor a retry storm can flood the department.
         self._slots = asyncio.Semaphore(max(1, deps.config.max_concurrency))
-        self._pacer = Pacer(max_rps, burst) if max_rps is not None else None
+        self._shared_pace = deps.shared.pace if deps.shared is not None else None
+        self._pacer = (
+            Pace(department.value.lower(), max_rps, burst, self._shared_pace)
+            if max_rps is not None
+            else None
+        )
         # Background work's own bounds (contract §7, [background] share), made at its first
-        # call: a share of the slots, and of the pace.
-        self._background: tuple[asyncio.Semaphore, Pacer | None] | None = None
+        # call: a share of the slots, and of the pace (shared by the replicas like the pace).
+        self._background: tuple[asyncio.Semaphore, Pace | None] | None = None
         self._retry = RetryPolicy.from_config(deps.config)
         self._breaker = CircuitBreaker.from_config(department, deps.config, deps.clock)
         self._pause = Pause(department)
@@ -291,10 +332,7 @@ class SourceHttp:
     async def _attempt(self, call: _Call, deadline: float) -> HttpAnswer:
         work = background()
         if work is None:
-            async with self._slots:
-                if self._pacer is not None:
-                    await self._pacer.wait()
-                return await self._exchange(call, deadline)
+            return await self._paced(call, deadline, booked_first=True)
         slots, pacer = self._background_bounds(work.share)
         async with slots:
             if pacer is not None and self._pacer is not None:
@@ -302,14 +340,39 @@ class SourceHttp:
                 # pace just in time: waiting, background work holds none of the callers'
                 # slots, and the callers' bookings ahead of it keep their place.
                 await pacer.wait()
-                await self._pacer.wait(booked_first=False)
+                return await self._paced(call, deadline, booked_first=False)
             async with self._slots:
                 return await self._exchange(call, deadline)
 
-    def _background_bounds(self, share: float) -> tuple[asyncio.Semaphore, Pacer | None]:
+    async def _paced(self, call: _Call, deadline: float, booked_first: bool) -> HttpAnswer:
+        """The department's pace, then a concurrency slot, then the exchange.
+
+        The pace is waited for holding no slot: a call booked far ahead would otherwise keep
+        one from a call booked sooner, which would then leave late, together with the calls
+        booked for its moment. A call that still got its slot late takes a new send time.
+        """
+        if self._pacer is None:
+            async with self._slots:
+                return await self._exchange(call, deadline)
+        at = await self._pacer.wait(booked_first)
+        async with self._slots:
+            if asyncio.get_running_loop().time() - at > _LATE_S:
+                await self._pacer.wait(booked_first=False)
+            return await self._exchange(call, deadline)
+
+    def _background_bounds(self, share: float) -> tuple[asyncio.Semaphore, Pace | None]:
         if self._background is None:
             slots = max(1, math.floor(self.deps.config.max_concurrency * share))
-            pacer = Pacer(self._pacer.rate_per_s * share) if self._pacer is not None else None
+            pacer = (
+                Pace(
+                    f"{self._pacer.name}:background",
+                    self._pacer.rate_per_s * share,
+                    1,
+                    self._shared_pace,
+                )
+                if self._pacer is not None
+                else None
+            )
             self._background = (asyncio.Semaphore(slots), pacer)
         return self._background
 
@@ -367,8 +430,8 @@ class SourceHttp:
         )
         return decode_json(answer.body)
 
-    @contextmanager
-    def booked(self, calls: int) -> Iterator[None]:
+    @asynccontextmanager
+    async def booked(self, calls: int) -> AsyncIterator[None]:
         """Around a lookup whose first `calls` calls must all fit its budget (courts)."""
         if self._pacer is None:
             yield
@@ -379,7 +442,7 @@ class SourceHttp:
         pacer = self._pacer if work is None else self._background_bounds(work.share)[1]
         assert pacer is not None
         # The last booked call must still leave time for a normal answer.
-        times = pacer.book(calls, deadline - self._retry.min_window_s)
+        times = await pacer.book(calls, deadline - self._retry.min_window_s)
         if times is None:
             raise SourceError(
                 self.department,

@@ -13,6 +13,7 @@ from adapters.courts import CourtsAdapter
 from adapters.market import MarketAdapter
 from adapters.observe import NoObserver, Observer
 from adapters.options import check_table
+from adapters.shared import SharedState
 from adapters.tax import TaxAdapter
 from adapters.water import WaterAdapter
 from core.clock import Clock
@@ -56,14 +57,22 @@ def build_adapter(
     session: aiohttp.ClientSession,
     clock: Clock,
     observer: Observer | None = None,
+    shared: SharedState | None = None,
 ) -> Adapter:
-    """Used by the runtime at start: the adapter for one [sources.<name>] table."""
+    """Used by the runtime at start: the adapter for one [sources.<name>] table.
+
+    `shared`: the paces and answers several replicas share ([cache] url), else None.
+    """
     try:
         adapter_type = ADAPTER_TYPES[config.name]
     except KeyError:
         raise ValueError(f"no adapter for source {config.name!r}") from None
     deps = AdapterDeps(
-        config=config, session=session, clock=clock, observer=observer or NoObserver()
+        config=config,
+        session=session,
+        clock=clock,
+        observer=observer or NoObserver(),
+        shared=shared,
     )
     adapter = adapter_type(deps)
     # Every live department gets the same answer cache; a snapshot source (water) already

@@ -86,7 +86,7 @@ def create_app(config: GatewayConfig, clock: Clock | None = None) -> Starlette:
             *_gzip(config.http.gzip_min_bytes),
             Middleware(LastResortMiddleware),
             Middleware(AuthMiddleware, authenticator=runtime.authenticator),
-            Middleware(RateLimitMiddleware, limits=limits),
+            Middleware(RateLimitMiddleware, limits=limits, shared=runtime.client_rates),
             Middleware(
                 BodyLimitMiddleware,
                 limits=limits,

@@ -1,4 +1,8 @@
-"""The durable, hash-chained log of personal-information queries (contract §5), in SQLite."""
+"""The durable, hash-chained log of personal-information queries (contract §5).
+
+The writer (AuditLog) and the SQLite store are here; the PostgreSQL store that several
+replicas share is gateway/audit_pg.py. `audit verify` (verify_chain) reads either.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from core.audit import (
@@ -33,6 +37,7 @@ from core.audit import (
     unstorable,
 )
 from gateway.config import ConfigError
+from gateway.config_state import POSTGRES_PREFIXES
 from store.database_url import sqlite_path
 
 log = logging.getLogger(__name__)
@@ -124,7 +129,7 @@ def load_audit_key(path: Path) -> AuditKey:
 
 
 @dataclass(frozen=True, slots=True)
-class _Head:
+class SealedHead:
     """The chain's head as last sealed: entries from `sealed_from` on carry seals."""
 
     sealed_from: int
@@ -136,7 +141,7 @@ class _Head:
         return head_seal(key, self.sealed_from, self.id, self.hash)
 
 
-def _read_head(key: AuditKey) -> _Head | None:
+def _read_head(key: AuditKey) -> SealedHead | None:
     """The head file's record, None if there is none; StoreChanged if it is not the key's."""
     try:
         text = key.head_path.read_text(encoding="utf-8")
@@ -146,7 +151,7 @@ def _read_head(key: AuditKey) -> _Head | None:
         raise StoreChanged(f"the sealed head {key.head_path} cannot be read: {exc}") from None
     try:
         record = json.loads(text)
-        head = _Head(int(record["sealed_from"]), int(record["id"]), str(record["hash"]))
+        head = SealedHead(int(record["sealed_from"]), int(record["id"]), str(record["hash"]))
         stored = record["seal"]
     except (ValueError, KeyError, TypeError):
         raise StoreChanged(f"the sealed head {key.head_path} is not a head record") from None
@@ -158,7 +163,7 @@ def _read_head(key: AuditKey) -> _Head | None:
     return head
 
 
-def _write_head(key: AuditKey, head: _Head) -> None:
+def _write_head(key: AuditKey, head: SealedHead) -> None:
     """Atomically replace the head (temp file, fsync, rename), never by an older one."""
     record = {
         "sealed_from": head.sealed_from,
@@ -206,8 +211,76 @@ class VerifyResult:
         return self.problem is None
 
 
+class AuditEngine(Protocol):
+    """Where an AuditLog's entries go: a SQLite file (below) or PostgreSQL (gateway/audit_pg.py).
+
+    Every method but read_page runs on the log's one writer thread, one call at a time.
+    """
+
+    @property
+    def where(self) -> Path | str:
+        """What log lines and messages name: the store's file, or its database (no password)."""
+        ...
+
+    @property
+    def errors(self) -> tuple[type[BaseException], ...]:
+        """The engine's errors meaning the store cannot be opened or read now."""
+        ...
+
+    def open(self) -> None:
+        """Connects, creating the store if this gateway never had it; raises what a write would."""
+        ...
+
+    def append(self, requests: Sequence[AuditRequest]) -> list[AuditEntry]:
+        """Chains the requests after the last entry and commits them in one transaction."""
+        ...
+
+    def check_write(self, busy_timeout_s: float) -> None:
+        """The readiness probe (AuditLog.check_writable): an append could be made now."""
+        ...
+
+    def read_page(
+        self, first: int, after: int | None, client_id: str | None
+    ) -> tuple[list[AuditEntry], bool]:
+        """AuditLog.page's rows, on any thread."""
+        ...
+
+    def is_store_failure(self, exc: BaseException) -> bool:
+        """Whether the store itself failed (every entry would), not something in one entry."""
+        ...
+
+    def close(self) -> None:
+        """Closes the writer's connection."""
+        ...
+
+
+def _engine_for(url: str, timeout_s: float, key: AuditKey | None) -> AuditEngine:
+    if url.startswith(POSTGRES_PREFIXES):
+        # Imported here: a gateway with a SQLite audit store never loads the driver.
+        from gateway.audit_pg import PostgresAuditEngine
+
+        return PostgresAuditEngine(url, timeout_s, key)
+    # Absolute now, so a later change of working directory cannot split the log.
+    return _SqliteEngine(sqlite_path(url).absolute(), timeout_s, key)
+
+
+def open_audit_log(
+    url: str,
+    timeout_s: float = 2.0,
+    key: AuditKey | None = None,
+    on_write: Callable[[float, int, bool], None] | None = None,
+) -> AuditLog:
+    """The runtime's audit log for `[audit] url`: sqlite:// (one host) or postgresql:// (§11)."""
+    return AuditLog(url, timeout_s, key, on_write)
+
+
 class AuditLog:
-    """The gateway's audit store; entries queued together are committed in one transaction."""
+    """The gateway's audit store; entries queued together are committed in one transaction.
+
+    The writer (queue, group commit, one-by-one retries, the readiness probe) is the same for
+    every store; `url` picks where the entries go: a sqlite:// file, or a postgresql://
+    database that several replicas append to (gateway/audit_pg.py).
+    """
 
     def __init__(
         self,
@@ -216,22 +289,16 @@ class AuditLog:
         key: AuditKey | None = None,
         on_write: Callable[[float, int, bool], None] | None = None,
     ) -> None:
-        # Absolute now, so a later change of working directory cannot split the log.
-        self.path = sqlite_path(url).absolute()
+        self._engine = _engine_for(url, timeout_s, key)
+        # Named in log lines: the store's file, or its database (never a password).
+        self.path: Path | str = self._engine.where
         self.timeout_s = timeout_s
         self.key = key
         # Told each batch's commit time, its size and whether it committed (the metrics).
         self._on_write = on_write
         # The readiness probe still queued or running on the writer, if any.
         self._probe: asyncio.Future[None] | None = None
-        # Touched only by the writer thread: the connection, the identities of the files it
-        # opened (store, write-ahead log), whether the store was ever opened, and the last
-        # entry this gateway committed.
-        self._conn: sqlite3.Connection | None = None
-        self._files: tuple[_FileId, _FileId | None] | None = None
-        self._opened = False
-        self._last_committed: tuple[int, str] | None = None
-        # One thread owns the write connection; the event loop never waits on disk.
+        # One thread owns the write connection; the event loop never waits on the store.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
         self._queue: asyncio.Queue[_Pending | None] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -255,9 +322,10 @@ class AuditLog:
             return
         self._queue = asyncio.Queue()
         self._writer = asyncio.create_task(self._write_batches(), name="audit-writer")
+        failures: tuple[type[BaseException], ...] = (*self._engine.errors, OSError, StoreChanged)
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._connection)
-        except (sqlite3.Error, OSError, StoreChanged) as exc:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._engine.open)
+        except failures as exc:
             # Subjects can still be served; record() retries and denies while this persists.
             log.warning(
                 "audit store %s cannot be opened (%s); personal queries are denied until it can",
@@ -273,7 +341,7 @@ class AuditLog:
         if self._queue is not None and self._writer is not None:
             self._queue.put_nowait(None)
             await self._writer
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._drop_connection)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._engine.close)
         self._executor.shutdown(wait=True)
 
     async def record(self, request: AuditRequest) -> AuditEntry:
@@ -292,9 +360,10 @@ class AuditLog:
         self, first: int, after: int | None, client_id: str | None
     ) -> tuple[list[AuditEntry], bool]:
         """Entries newest first, older than entry `after`, optionally one client's; + has-next."""
+        failures: tuple[type[BaseException], ...] = (*self._engine.errors, ValueError, TypeError)
         try:
-            return await asyncio.to_thread(self._read_page, first, after, client_id)
-        except (sqlite3.Error, ValueError, TypeError) as exc:
+            return await asyncio.to_thread(self._engine.read_page, first, after, client_id)
+        except failures as exc:
             raise AuditUnavailable(f"the audit log cannot be read: {exc}") from exc
 
     async def _write_batches(self) -> None:
@@ -315,10 +384,11 @@ class AuditLog:
             await self._write(batch)
 
     async def _write(self, batch: list[_Pending]) -> None:
+        store_failure = self._engine.is_store_failure
         try:
             await self._commit_batch(batch)
         except Exception as exc:
-            if len(batch) == 1 or _store_failure(exc):
+            if len(batch) == 1 or store_failure(exc):
                 _deny(batch, exc)
                 return
             # Something in one entry failed the whole batch: each is tried alone, so only
@@ -329,7 +399,7 @@ class AuditLog:
                     await self._commit_batch([pending])
                 except Exception as single:
                     _deny([pending], single)
-                    if _store_failure(single):
+                    if store_failure(single):
                         _deny(batch[index + 1 :], single)
                         return
 
@@ -338,7 +408,7 @@ class AuditLog:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            entries = await loop.run_in_executor(self._executor, self._commit, requests)
+            entries = await loop.run_in_executor(self._executor, self._engine.append, requests)
         except Exception as exc:
             self._failures += 1
             self._timed(started, len(batch), ok=False)
@@ -362,11 +432,12 @@ class AuditLog:
     async def check_writable(self, busy_timeout_s: float) -> None:
         """Used by /readyz: returns when an entry could be appended now; appends nothing.
 
-        On the writer thread, as a write would: the store opens (or is created, if this
-        gateway never had it), is still the file the gateway opened, still holds the last
-        entry this gateway committed, its sealed head (with a key) still matches the key,
-        and SQLite's write lock can be taken within `busy_timeout_s` (BEGIN IMMEDIATE, then
-        ROLLBACK). Raises what a write would have failed with.
+        On the writer thread, as a write would. SQLite: the store opens (or is created, if
+        this gateway never had it), is still the file the gateway opened, still holds the
+        last entry this gateway committed, its sealed head (with a key) still matches the
+        key, and SQLite's write lock can be taken within `busy_timeout_s` (BEGIN IMMEDIATE,
+        then ROLLBACK). PostgreSQL: gateway/audit_pg.py. Raises what a write would have
+        failed with.
         """
         if self._closed or self._writer is None:
             raise AuditUnavailable("the audit log is not running")
@@ -374,13 +445,48 @@ class AuditLog:
             # One probe at a time: a stuck writer is not sent a queue of them.
             raise TimeoutError("the audit writer has not finished the previous check")
         loop = asyncio.get_running_loop()
-        probe = loop.run_in_executor(self._executor, self._check_write, busy_timeout_s)
+        probe = loop.run_in_executor(self._executor, self._engine.check_write, busy_timeout_s)
         # Retrieved even when the caller stopped waiting, so asyncio reports nothing twice.
         probe.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._probe = probe
         await asyncio.shield(probe)
 
-    def _check_write(self, busy_timeout_s: float) -> None:
+
+class _SqliteEngine:
+    """The audit store in one SQLite file; processes on one host may share it."""
+
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+
+    def __init__(self, path: Path, timeout_s: float, key: AuditKey | None) -> None:
+        self.path = path
+        self.timeout_s = timeout_s
+        self.key = key
+        # Touched only by the writer thread: the connection, the identities of the files it
+        # opened (store, write-ahead log), whether the store was ever opened, and the last
+        # entry this gateway committed.
+        self._conn: sqlite3.Connection | None = None
+        self._files: tuple[_FileId, _FileId | None] | None = None
+        self._opened = False
+        self._last_committed: tuple[int, str] | None = None
+
+    @property
+    def where(self) -> Path:
+        return self.path
+
+    def open(self) -> None:
+        self._connection()
+
+    def close(self) -> None:
+        self._drop_connection()
+
+    def is_store_failure(self, exc: BaseException) -> bool:
+        if isinstance(exc, StoreChanged | OSError | sqlite3.OperationalError):
+            return True
+        # Exactly DatabaseError: "file is not a database" and the like; its subclasses
+        # (IntegrityError, DataError …) are about the rows being written.
+        return type(exc) is sqlite3.DatabaseError
+
+    def check_write(self, busy_timeout_s: float) -> None:
         try:
             conn = self._connection()
             self._check_files()
@@ -423,7 +529,7 @@ class AuditLog:
             except sqlite3.Error as exc:
                 log.error("audit store %s not closed cleanly: %s", self.path, exc)
 
-    def _commit(self, requests: Sequence[AuditRequest]) -> list[AuditEntry]:
+    def append(self, requests: Sequence[AuditRequest]) -> list[AuditEntry]:
         try:
             return self._append(requests)
         except BaseException:
@@ -460,7 +566,7 @@ class AuditLog:
         # meanwhile, the entries live only in an orphaned inode: the calls are denied.
         self._check_files()
         if self.key is not None and head is not None:
-            _write_head(self.key, _Head(head.sealed_from, entries[-1].id, entries[-1].hash))
+            _write_head(self.key, SealedHead(head.sealed_from, entries[-1].id, entries[-1].hash))
         self._last_committed = (entries[-1].id, entries[-1].hash)
         return entries
 
@@ -498,7 +604,7 @@ class AuditLog:
 
     def _check_seals(
         self, conn: sqlite3.Connection, last_id: int, last_hash: str, last_seal: object
-    ) -> _Head | None:
+    ) -> SealedHead | None:
         """Refuses to append to a store whose seals or head disagree with the key."""
         if self.key is None:
             if last_seal is not None:
@@ -522,7 +628,7 @@ class AuditLog:
                 )
             # The first keyed write to this store: sealing starts after what is there now,
             # and the head vouches for that before anything is appended.
-            head = _Head(last_id + 1, last_id, last_hash)
+            head = SealedHead(last_id + 1, last_id, last_hash)
             _write_head(self.key, head)
             return head
         if head.id > last_id or _hash_at(conn, head.id) != head.hash:
@@ -532,7 +638,7 @@ class AuditLog:
             )
         return head
 
-    def _read_page(
+    def read_page(
         self, first: int, after: int | None, client_id: str | None
     ) -> tuple[list[AuditEntry], bool]:
         conditions: list[str] = []
@@ -564,15 +670,6 @@ def _deny(batch: Iterable[_Pending], exc: BaseException) -> None:
     for pending in batch:
         if not pending.future.done():
             pending.future.set_exception(AuditUnavailable(f"audit entry not written: {exc}"))
-
-
-def _store_failure(exc: BaseException) -> bool:
-    """Whether the store itself failed (every entry would), not something in one entry."""
-    if isinstance(exc, StoreChanged | OSError | sqlite3.OperationalError):
-        return True
-    # Exactly DatabaseError: "file is not a database" and the like; its subclasses
-    # (IntegrityError, DataError …) are about the rows being written.
-    return type(exc) is sqlite3.DatabaseError
 
 
 def _file_id(path: Path) -> _FileId | None:
@@ -661,10 +758,14 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 def verify_chain(url: str, key: AuditKey | None = None) -> VerifyResult:
     """Walk the whole log oldest first, and with a key its seals and head; `audit verify`."""
+    if url.startswith(POSTGRES_PREFIXES):
+        from gateway.audit_pg import verify_postgres
+
+        return verify_postgres(url, key)
     path = sqlite_path(url)
     if not path.is_file():
         return VerifyResult(0, problem=f"audit store {path} does not exist")
-    head: _Head | None = None
+    head: SealedHead | None = None
     if key is not None:
         # Read before the entries: a head is written after its commit, so any head read
         # now names an entry the snapshot below holds.
@@ -679,7 +780,7 @@ def verify_chain(url: str, key: AuditKey | None = None) -> VerifyResult:
     try:
         # One SELECT reads one snapshot, even while a gateway keeps appending.
         rows = conn.execute(f"SELECT {_columns(conn)} FROM audit_log ORDER BY id")
-        return _Walk(key, head).run(rows)
+        return ChainWalk(key, head, f"the sealed head {key.head_path}" if key else "").run(rows)
     except sqlite3.Error as exc:
         if "no such table" in str(exc):
             return VerifyResult(0, problem=f"audit store {path} has no audit_log table")
@@ -688,12 +789,14 @@ def verify_chain(url: str, key: AuditKey | None = None) -> VerifyResult:
         conn.close()
 
 
-class _Walk:
+class ChainWalk:
     """One pass over the rows oldest first: ids, hashes, links, seals, then the head."""
 
-    def __init__(self, key: AuditKey | None, head: _Head | None) -> None:
+    def __init__(self, key: AuditKey | None, head: SealedHead | None, head_name: str) -> None:
         self.key = key
         self.head = head
+        # "the sealed head <where it is kept>", for the message when it is missing.
+        self.head_name = head_name
         self.count = 0
         self.sealed = 0
         self.unsealed = 0
@@ -765,8 +868,7 @@ class _Walk:
             if self.sealed:
                 return self.result(
                     None,
-                    f"the sealed head {self.key.head_path} is missing: "
-                    "the newest entries may have been cut off",
+                    f"{self.head_name} is missing: the newest entries may have been cut off",
                 )
             return self.result()
         if self.head.id > self.count:

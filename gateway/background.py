@@ -34,6 +34,7 @@ from schema.bulk_result import NOT_FOUND, freeze
 from schema.context import Services
 from schema.subject import FIELD_PLANS
 from store.bulk import BulkStore, Claim, Outcome
+from store.database import RELEASE_WAIT_S
 from store.watch import DueMember, WatchStore
 
 log = logging.getLogger(__name__)
@@ -116,11 +117,14 @@ class BackgroundScheduler:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        # Bounded: with the store gone, its leases simply run out (lease_s) instead.
         with contextlib.suppress(Exception):
-            await self._store.release(self.owner)
+            async with asyncio.timeout(RELEASE_WAIT_S):
+                await self._store.release(self.owner)
         if self._watch is not None:
             with contextlib.suppress(Exception):
-                await self._watch.release(self.owner)
+                async with asyncio.timeout(RELEASE_WAIT_S):
+                    await self._watch.release(self.owner)
 
     async def _work(self, watch_first: bool) -> None:
         while True:

@@ -1,4 +1,4 @@
-"""The `credit-gateway` command: serve, schema, sandbox, demo, audit verify and bulk."""
+"""The `credit-gateway` command: serve, schema, sandbox, demo, cluster, audit verify and bulk."""
 
 from __future__ import annotations
 
@@ -71,6 +71,26 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--dir", default=".demo", help="where the demo config and audit log go")
     demo.set_defaults(run=_demo)
+
+    cluster = commands.add_parser(
+        "cluster",
+        help="sandbox + N gateway replicas on PostgreSQL and Redis behind a round-robin front",
+    )
+    _dataset_arguments(cluster)
+    cluster.add_argument("--replicas", type=int, default=3, help="gateway processes (default 3)")
+    cluster.add_argument("--host", default="127.0.0.1", help="the front's address")
+    cluster.add_argument("--port", type=int, default=8000, help="the front's port")
+    cluster.add_argument(
+        "--replica-port", type=int, help="the first replica's port (default: --port + 1)"
+    )
+    cluster.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432/credit_cluster",
+        help="[store] and [audit] url; the database is created when missing",
+    )
+    cluster.add_argument("--redis", default="redis://127.0.0.1:6379/0", help="[cache] url")
+    cluster.add_argument("--dir", default=".cluster", help="config, audit key, logs, codes")
+    cluster.set_defaults(run=_cluster)
 
     audit = commands.add_parser("audit", help="the personal-information query log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
@@ -186,6 +206,25 @@ def _demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
     asyncio.run(run_demo(args.seed, args.subjects, args.host, args.port, args.dir))
+    return 0
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    from gateway.cluster import ClusterOptions, run_cluster
+
+    options = ClusterOptions(
+        replicas=args.replicas,
+        host=args.host,
+        port=args.port,
+        replica_port=args.replica_port,
+        postgres=args.postgres,
+        redis=args.redis,
+        directory=args.dir,
+        seed=args.seed,
+        subjects=args.subjects,
+        log_level=args.log_level,
+    )
+    run_cluster(options)
     return 0
 
 

@@ -28,12 +28,15 @@ from gateway.config_operations import (
     tracing_config,
 )
 from gateway.config_state import (
+    POSTGRES_PREFIXES,
     STATE_TABLES,
     BackgroundConfig,
+    CacheConfig,
     StateConfigError,
     StoreConfig,
     WebhooksConfig,
     background_config,
+    cache_config,
     default_store_url,
     store_config,
     webhooks_config,
@@ -165,6 +168,8 @@ class GatewayConfig:
     store: StoreConfig | None = None
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    # contract §11: the Redis several replicas share; None: everything in-process.
+    cache: CacheConfig | None = None
 
     @property
     def store_url(self) -> str:
@@ -203,6 +208,7 @@ def parse_config(data: Mapping[str, Any]) -> GatewayConfig:
         store = store_config(_table(data, "store", required=False), audit.url)
         background = background_config(_table(data, "background", required=False))
         webhooks = webhooks_config(_table(data, "webhooks", required=False))
+        cache = cache_config(_table(data, "cache", required=False))
     except StateConfigError as exc:
         raise ConfigError(str(exc)) from None
     return GatewayConfig(
@@ -212,6 +218,7 @@ def parse_config(data: Mapping[str, Any]) -> GatewayConfig:
         store=store,
         background=background,
         webhooks=webhooks,
+        cache=cache,
         limits=_limits(_table(data, "limits", required=False)),
         supervision=_supervision(_table(data, "supervision", required=False)),
         graphiql=_graphiql(_table(data, "graphiql", required=False)),
@@ -316,10 +323,16 @@ def _audit(table: Mapping[str, Any]) -> AuditConfig:
     url = table.get("url", DEFAULT_AUDIT_URL)
     if not isinstance(url, str):
         raise ConfigError("[audit] url must be a string such as sqlite:///path/to/audit.db")
-    try:
-        sqlite_path(url)
-    except ValueError as exc:
-        raise ConfigError(f"[audit] url {exc}") from None
+    if url.startswith(POSTGRES_PREFIXES):
+        # contract §11: one chain in a database every replica appends to (docs/privacy.md).
+        _postgres_url(url)
+    else:
+        try:
+            sqlite_path(url)
+        except ValueError as exc:
+            raise ConfigError(
+                f"[audit] url {exc}, or a postgresql:// URL (several replicas)"
+            ) from None
     key_file = table.get("key_file")
     if key_file is not None and (not isinstance(key_file, str) or not key_file.strip()):
         raise ConfigError("[audit] key_file must be the path of a file")
@@ -328,6 +341,18 @@ def _audit(table: Mapping[str, Any]) -> AuditConfig:
         timeout_s=_positive(table, "timeout_s", "audit", 2.0),
         key_file=Path(key_file) if key_file is not None else None,
     )
+
+
+def _postgres_url(url: str) -> None:
+    """[audit] url in libpq's URL form, checked as libpq reads it (nothing is connected)."""
+    from psycopg import Error as PsycopgError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except PsycopgError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "cannot be parsed"
+        raise ConfigError(f"[audit] url is not a valid PostgreSQL URL: {reason}") from None
 
 
 _RATE_KEYS = {"rate_per_s", "burst"}

@@ -1,4 +1,5 @@
-"""The tables of the gateway's own state (contract §7–§8): [store] and [background]."""
+"""The tables of the gateway's own state (contract §7–§11): [store], [background], [webhooks]
+and [cache]."""
 
 from __future__ import annotations
 
@@ -59,7 +60,23 @@ class WebhooksConfig:
         return any(url.startswith(prefix) for prefix in self.allow)
 
 
-STATE_TABLES = ("store", "background", "webhooks")
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """[cache] (contract §11): the Redis several replicas share; absent: all in-process."""
+
+    url: str
+    # Replicas of the deployment: while Redis cannot be reached, each keeps rate / replicas
+    # of the departments' paces and of the clients' rate limits.
+    replicas: int = 2
+    # The longest one Redis operation may take before the replica falls back (a lookup
+    # makes one to three; the departments answer in 20-300 ms).
+    timeout_s: float = 0.05
+    # Put before every key: several deployments (staging, production) can share one Redis.
+    key_prefix: str = "cg:"
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+STATE_TABLES = ("store", "background", "webhooks", "cache")
 
 
 def store_config(table: Mapping[str, Any], audit_url: str) -> StoreConfig:
@@ -142,6 +159,31 @@ def webhooks_config(table: Mapping[str, Any]) -> WebhooksConfig:
                 f"[webhooks] allow: {prefix!r} must end with / after the host, e.g. {prefix}/"
             )
     return WebhooksConfig(tuple(allow))
+
+
+def cache_config(table: Mapping[str, Any]) -> CacheConfig | None:
+    """[cache]; None when the table is absent (everything in-process)."""
+    if not table:
+        return None
+    _known(table, "cache", {"url", "replicas", "timeout_s", "key_prefix"})
+    url = table.get("url")
+    if not isinstance(url, str) or urlsplit(url).scheme not in REDIS_SCHEMES:
+        raise StateConfigError(
+            "[cache] url must be a Redis URL: redis://host:6379/0, rediss://… or unix://…"
+        )
+    defaults = CacheConfig(url)
+    replicas = table.get("replicas", defaults.replicas)
+    if isinstance(replicas, bool) or not isinstance(replicas, int) or not 1 <= replicas <= 1000:
+        raise StateConfigError("[cache] replicas must be a whole number 1-1000")
+    timeout_s = table.get("timeout_s", defaults.timeout_s)
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float):
+        raise StateConfigError("[cache] timeout_s must be a number")
+    if not 0.001 <= timeout_s <= 5:
+        raise StateConfigError("[cache] timeout_s must be between 0.001 and 5")
+    prefix = table.get("key_prefix", defaults.key_prefix)
+    if not isinstance(prefix, str) or not prefix or len(prefix) > 64 or not prefix.isprintable():
+        raise StateConfigError("[cache] key_prefix must be 1-64 printable characters")
+    return CacheConfig(url, replicas, float(timeout_s), prefix)
 
 
 def _number(table: Mapping[str, Any], key: str, default: float) -> float:

@@ -158,6 +158,7 @@ class Metrics:
         self.background_waiting.labels(BULK_CODE)
         self.background_done.labels(BULK_CODE, "final")
         self._page: tuple[float, bytes] | None = None
+        self._cache_fallbacks: Counter | None = None
 
     def request_done(self, operation: str, outcome: str, seconds: float) -> None:
         """Used by the access log once a /graphql request was answered (or refused)."""
@@ -236,6 +237,28 @@ class Metrics:
     def watch_breaker(self, department: Department, state: Callable[[], str]) -> None:
         """A live department's breaker, read at every scrape."""
         self._breakers[department] = state
+
+    def watch_cache(self, up: Callable[[], bool], kinds: Iterable[str]) -> None:
+        """Used by the runtime once with [cache] url: whether Redis answers, read at scrape."""
+        gauge = Gauge(
+            "credit_gateway_cache_backend_up",
+            "1 while the shared cache ([cache] url, Redis) answers, 0 while in-process",
+            registry=self.registry,
+        )
+        gauge.set_function(lambda: 1.0 if up() else 0.0)
+        self._cache_fallbacks = Counter(
+            "credit_gateway_cache_fallbacks",
+            "Operations done in-process because Redis could not be reached, by what",
+            ["what"],
+            registry=self.registry,
+        )
+        for kind in kinds:
+            self._cache_fallbacks.labels(kind)  # shown at 0 from the start
+
+    def cache_fell_back(self, what: str) -> None:
+        """Used by the Redis backend for each operation it could not do (what: closed set)."""
+        if self._cache_fallbacks is not None:
+            self._cache_fallbacks.labels(what).inc()
 
     async def page(self, adapters: Sequence[Adapter], clock: Clock) -> bytes:
         """The text page: snapshot ages read now, the rest as recorded; kept PAGE_KEPT_S."""

@@ -22,6 +22,7 @@ from adapters.base import Adapter
 from core.audit import AuditUnavailable
 from core.sources import SourceState
 from gateway.audit_store import AuditLog, StoreChanged
+from gateway.redis_cache import RedisBackend
 from store.database import Database
 
 log = logging.getLogger(__name__)
@@ -131,10 +132,14 @@ def audit_check(audit: AuditLog) -> Check:
             if "locked" in str(exc) or "busy" in str(exc):
                 return CheckResult(False, "locked by another writer", str(exc))
             return CheckResult(False, "cannot be opened or written", str(exc))
+        except TimeoutError as exc:
+            # Before OSError, of which it is a kind: a lock wait (PostgreSQL's head row) or a
+            # probe still running on the writer.
+            if "lock" in str(exc):
+                return CheckResult(False, "locked by another writer", str(exc))
+            return CheckResult(False, "the audit writer is busy", str(exc))
         except (sqlite3.Error, OSError) as exc:
             return CheckResult(False, "cannot be opened or written", str(exc))
-        except TimeoutError as exc:
-            return CheckResult(False, "the audit writer is busy", str(exc))
         return CheckResult(True)
 
     return check
@@ -149,6 +154,18 @@ def store_check(db: Database) -> Check:
         except Exception as exc:  # sqlite3, psycopg and OS errors alike: the store is down
             return CheckResult(False, "cannot be opened or written", f"{type(exc).__name__}: {exc}")
         return CheckResult(True)
+
+    return check
+
+
+def cache_check(backend: RedisBackend) -> Check:
+    """[cache] url: Redis answers a PING. Never unready: without it this replica works
+    in-process at its share of the budgets (contract §11), so it still takes traffic."""
+
+    async def check() -> CheckResult:
+        if await backend.probe():
+            return CheckResult(True)
+        return CheckResult(True, "unreachable, in-process fallback", backend.cause)
 
     return check
 

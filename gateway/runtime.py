@@ -12,15 +12,25 @@ from strawberry.extensions import SchemaExtension
 
 from adapters.base import Adapter
 from adapters.registry import ADAPTER_TYPES, build_adapter
+from adapters.shared import SharedState
 from core.clock import Clock
-from gateway.audit_store import AuditLog, load_audit_key
+from gateway.audit_store import load_audit_key, open_audit_log
 from gateway.auth import Authenticator
 from gateway.background import BackgroundScheduler
 from gateway.config import GatewayConfig
 from gateway.gc_tuning import settle_heap
 from gateway.metrics import WEBHOOK, Metrics
 from gateway.observer import GatewayObserver
-from gateway.readiness import Check, Readiness, audit_check, snapshot_check, store_check
+from gateway.readiness import (
+    Check,
+    Readiness,
+    audit_check,
+    cache_check,
+    snapshot_check,
+    store_check,
+)
+from gateway.redis_budget import RedisPace, RedisRates
+from gateway.redis_cache import FALLBACK_KINDS, RedisAnswers, RedisBackend
 from gateway.request_record import ObserveOperation, OperationNames
 from gateway.tracing import Tracing
 from gateway.webhooks import WebhookSender
@@ -52,12 +62,25 @@ class Runtime:
         # is served, when it is set and OpenTelemetry is not installed.
         self.tracing = Tracing.from_config(config.tracing)
         self.observer = GatewayObserver(self.metrics, self.tracing)
+        # contract §11: with [cache] url, answers, single flight, the departments' paces and
+        # the clients' rates are shared by every replica through Redis.
+        self.cache: RedisBackend | None = None
+        self.shared: SharedState | None = None
+        self.client_rates: RedisRates | None = None
+        if config.cache is not None:
+            self.cache = RedisBackend(config.cache)
+            self.shared = SharedState(RedisPace(self.cache), RedisAnswers(self.cache))
+            self.client_rates = RedisRates(self.cache)
+            if self.metrics is not None:
+                backend = self.cache
+                self.metrics.watch_cache(lambda: backend.up, FALLBACK_KINDS)
+                self.cache.on_fallback = self.metrics.cache_fell_back
         self.operation_names = OperationNames()
         # Read once, here: a missing, unreadable or short key stops the gateway (ConfigError).
         key_file = config.audit.key_file
         key = load_audit_key(key_file) if key_file is not None else None
         on_write = self.metrics.audit_written if self.metrics is not None else None
-        self.audit = AuditLog(config.audit.url, config.audit.timeout_s, key, on_write)
+        self.audit = open_audit_log(config.audit.url, config.audit.timeout_s, key, on_write)
         if self.metrics is not None:
             self.metrics.watch_audit_queue(lambda: self.audit.waiting)
         self.readiness = Readiness(self._readiness_checks)
@@ -121,7 +144,9 @@ class Runtime:
                 connector=aiohttp.TCPConnector(limit=max(source.max_concurrency, 1) * 4),
             )
             self._sessions.append(session)
-            self.adapters.append(build_adapter(source, session, self.clock, self.observer))
+            self.adapters.append(
+                build_adapter(source, session, self.clock, self.observer, self.shared)
+            )
         if self.audit.key is None:
             # contract §5: without a key, a chain rewritten and recomputed, or cut short,
             # still verifies; operators must know they run without that protection.
@@ -149,6 +174,8 @@ class Runtime:
         )
         await asyncio.gather(*(s.close() for s in self._sessions), return_exceptions=True)
         await self.state.close()
+        if self.cache is not None:
+            await self.cache.close()
         self.adapters.clear()
         self._sessions.clear()
         if self.tracing is not None:
@@ -160,11 +187,12 @@ class Runtime:
         return [lambda: ObserveOperation(names, tracing)]
 
     def _readiness_checks(self) -> list[tuple[str, Check]]:
-        # What this replica cannot serve without, one line each (a shared cache backend
-        # joins here once it exists). Departments are not asked.
+        # What this replica cannot serve without, one line each, and the shared cache's
+        # state (never unready: it falls back). Departments are not asked.
         return [
             ("audit", audit_check(self.audit)),
             ("store", store_check(self.state)),
+            *((("cache", cache_check(self.cache)),) if self.cache is not None else ()),
             *(
                 (adapter.department.value.lower(), snapshot_check(adapter))
                 for adapter in self.adapters

@@ -31,6 +31,7 @@ import aiohttp
 from core.clock import Clock
 from gateway.config_state import WebhooksConfig
 from store.changes import ChangeRow
+from store.database import RELEASE_WAIT_S
 from store.webhooks import Delivery, WebhookStore
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,10 @@ class WebhookSender:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        # Bounded: with the store gone, its leases simply run out instead.
         with contextlib.suppress(Exception):
-            await self._store.release(self.owner)
+            async with asyncio.timeout(RELEASE_WAIT_S):
+                await self._store.release(self.owner)
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -17,6 +17,10 @@ from typing import Any, Protocol
 from store.database_url import sqlite_path
 
 Row = tuple[Any, ...]
+# PostgreSQL: the longest wait for a pooled connection (the database down or all in use).
+CONNECTION_WAIT_S = 5.0
+# Leases given back when the gateway stops: a moment at most, the database may be gone.
+RELEASE_WAIT_S = 2.0
 Params = Sequence[Any]
 
 
@@ -159,7 +163,14 @@ class PostgresDatabase:
         self.url = url
         # Opened on first use (on the running loop), never at import or construction.
         self._pool = AsyncConnectionPool(
-            url, min_size=1, max_size=max_connections, open=False, kwargs={"autocommit": True}
+            url,
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+            kwargs={"autocommit": True},
+            # How long a transaction waits for a connection: a database gone away fails the
+            # work (taken up again later) instead of holding it for psycopg's 30 s.
+            timeout=CONNECTION_WAIT_S,
         )
         self._opened = False
         self._opening = asyncio.Lock()
@@ -187,7 +198,8 @@ class PostgresDatabase:
     async def close(self) -> None:
         """Closes the pool's connections."""
         if self._opened:
-            await self._pool.close()
+            # Bounded: a database gone away must not hold the gateway's stop for long.
+            await self._pool.close(timeout=5.0)
             self._opened = False
 
 

@@ -64,7 +64,7 @@ def _broken(path: str, value: Any) -> dict[str, Any]:
         ("clients.0.key_sha256", "abc", "client bank-demo: key_sha256"),
         ("clients.0.purposes", ["CREDIT_LAON"], "client bank-demo: unknown purpose CREDIT_LAON"),
         ("audit.path", "/x", r"\[audit\] has unknown key"),
-        ("audit.url", "postgresql://db/audit", r"\[audit\] url must be sqlite://"),
+        ("audit.url", "mysql://db/audit", r"\[audit\] url must be sqlite://.* or a postgresql://"),
         ("audit.url", "sqlite://:memory:", r"\[audit\] url .*not durable"),
         ("audit.url", "sqlite://", r"\[audit\] url must name a file"),
         ("audit.url", 5, r"\[audit\] url must be a string"),
