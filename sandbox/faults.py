@@ -243,6 +243,7 @@ def department_app(faults: FaultState, responses: FaultResponses) -> web.Applica
     app.router.add_post("/_admin/faults", _patch_faults)
     app.router.add_post("/_admin/faults/reset", _reset_faults)
     app.router.add_get("/_admin/stats", _get_stats)
+    app.router.add_get("/_admin/arrivals", _get_arrivals)
     app.router.add_post("/_admin/stats/reset", _reset_stats)
     return app
 
@@ -350,6 +351,12 @@ async def _reset_faults(request: web.Request) -> web.Response:
 
 async def _get_stats(request: web.Request) -> web.Response:
     return json_response({"requests": dict(request.app[FAULTS_KEY].requests)})
+
+
+async def _get_arrivals(request: web.Request) -> web.Response:
+    """When the latest requests came (monotonic seconds) and what they asked, oldest first."""
+    arrivals = request.app[FAULTS_KEY].arrivals
+    return json_response({"arrivals": [[at, key] for at, key in arrivals]})
 
 
 async def _reset_stats(request: web.Request) -> web.Response:

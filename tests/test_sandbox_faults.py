@@ -213,6 +213,9 @@ async def test_counters_by_method_and_path(
         "GET /api/v1/persons/x/positions"
     ]
     assert [at for at, _ in arrivals] == sorted(at for at, _ in arrivals)
+    # The same over HTTP, for a process outside (make cluster's per-second counts).
+    published = (await _admin(servers, session, "market", "arrivals")).json()["arrivals"]
+    assert published == [[at, key] for at, key in arrivals]
     assert (await _admin(servers, session, "market", "stats/reset", {})).json() == {"requests": {}}
     assert servers.request_counts("market") == {}
     assert not servers.faults["market"].arrivals
