@@ -334,15 +334,20 @@ class SourceHttp:
         if work is None:
             return await self._paced(call, deadline, booked_first=True)
         slots, pacer = self._background_bounds(work.share)
-        async with slots:
-            if pacer is not None and self._pacer is not None:
-                # Its own share of the pace first (booked by `booked`), then the department's
-                # pace just in time: waiting, background work holds none of the callers'
-                # slots, and the callers' bookings ahead of it keep their place.
-                await pacer.wait()
-                return await self._paced(call, deadline, booked_first=False)
-            async with self._slots:
+        if pacer is None or self._pacer is None:
+            async with slots, self._slots:
                 return await self._exchange(call, deadline)
+        # Its own share of the pace first (booked by `booked`), waited for holding no slot,
+        # then the department's pace just in time: background work holds none of the
+        # callers' slots, and the callers' bookings ahead of it keep their place.
+        at = await pacer.wait()
+        async with slots:
+            if asyncio.get_running_loop().time() - at > _LATE_S:
+                # It got its slot late (a busy moment): its moment of the share has passed,
+                # and calls let through together would go out at the department's whole
+                # pace. A new time of the share keeps background work to it.
+                await pacer.wait(booked_first=False)
+            return await self._paced(call, deadline, booked_first=False)
 
     async def _paced(self, call: _Call, deadline: float, booked_first: bool) -> HttpAnswer:
         """The department's pace, then a concurrency slot, then the exchange.
