@@ -6,8 +6,6 @@ background scheduler's; this module is what the GraphQL fields and the CSV expor
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -17,7 +15,8 @@ from core.clock import Clock
 from core.errors import ErrorCode, GatewayError
 from core.identity import InvalidIdentity, normalize_uscc
 from core.roles import Caller, Role
-from resolvers.subjects import echoed
+from resolvers.owned import compound_cursor, decode_compound, may_read, require_key
+from resolvers.subjects import decode_cursor, echoed, encode_cursor
 from store.bulk import QUEUED, BulkStore, CheckRow, Item, ResultRow
 
 # The most results one `results` page returns, and checks one `bulkChecks` page.
@@ -48,7 +47,7 @@ class BulkChecks:
         self, caller: Caller, usccs: Sequence[str], scenario: str | None, label: str | None
     ) -> CheckRow:
         """startBulkCheck: validated positions stored, the check QUEUED (DONE if nothing valid)."""
-        _require_key(caller, "startBulkCheck")
+        require_key(caller, "startBulkCheck")
         if len(usccs) > self._settings.max_codes:
             raise GatewayError(
                 ErrorCode.BATCH_TOO_LARGE,
@@ -81,15 +80,15 @@ class BulkChecks:
 
     async def get(self, caller: Caller, check_id: str) -> CheckRow | None:
         """bulkCheck(id): the caller's own, or anyone's for a regulator; else None."""
-        _require_key(caller, "bulkCheck")
+        require_key(caller, "bulkCheck")
         check = await self._store.get(check_id)
-        if check is None or not _may_read(caller, check):
+        if check is None or not may_read(caller, check.client_id):
             return None
         return check
 
     async def page(self, caller: Caller, first: int, after: str | None) -> list[CheckRow]:
         """bulkChecks: newest first; a regulator sees everyone's."""
-        _require_key(caller, "bulkChecks")
+        require_key(caller, "bulkChecks")
         if not 1 <= first <= CHECKS_PAGE_MAX:
             raise GatewayError(
                 ErrorCode.INVALID_ARGUMENT, f"first must be between 1 and {CHECKS_PAGE_MAX}"
@@ -130,44 +129,20 @@ class BulkChecks:
 
 def check_cursor(check: CheckRow) -> str:
     """The opaque cursor of a check in bulkChecks."""
-    return base64.urlsafe_b64encode(f"b:{check.created_seq}:{check.id}".encode()).decode()
+    return compound_cursor("b", check.created_seq, check.id)
 
 
 def result_cursor(index: int) -> str:
     """The opaque cursor of a result in BulkCheck.results."""
-    return base64.urlsafe_b64encode(f"r:{index}".encode()).decode()
+    return encode_cursor(index, "r")
 
 
 def _decode_check_cursor(cursor: str) -> tuple[int, str]:
-    parts = _decoded(cursor).split(":")
-    if (
-        len(parts) == 3
-        and parts[0] == "b"
-        and parts[1].isascii()
-        and parts[1].isdigit()
-        and len(parts[1]) <= 18
-        and len(parts[2]) == 32
-    ):
-        return int(parts[1]), parts[2]
-    raise _bad_cursor()
+    return decode_compound(cursor, "b")
 
 
 def _decode_index(cursor: str) -> int:
-    prefix, _, number = _decoded(cursor).partition(":")
-    if prefix == "r" and number.isascii() and number.isdigit() and len(number) <= 9:
-        return int(number)
-    raise _bad_cursor()
-
-
-def _decoded(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _bad_cursor() from None
-
-
-def _bad_cursor() -> GatewayError:
-    return GatewayError(ErrorCode.INVALID_CURSOR, "after is not a cursor this query returned")
+    return decode_cursor(cursor, "r")
 
 
 def _item(raw: str) -> Item:
@@ -177,12 +152,3 @@ def _item(raw: str) -> Item:
     except InvalidIdentity as exc:
         # Echoed masked, as `subjects` does: a citizen ID pasted by mistake is not kept.
         return Item(uscc=echoed(raw), code=None, error=exc.code.value, message=str(exc))
-
-
-def _may_read(caller: Caller, check: CheckRow) -> bool:
-    return caller.role is Role.REGULATOR or check.client_id == caller.client_id
-
-
-def _require_key(caller: Caller, what: str) -> None:
-    if caller.role is Role.PUBLIC:
-        raise GatewayError(ErrorCode.FORBIDDEN, f"{what} needs an API key")

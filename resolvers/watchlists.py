@@ -6,8 +6,6 @@ what the GraphQL fields call, with the ownership rules of bulk checks (contract 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import secrets
 import time
@@ -18,7 +16,9 @@ from dataclasses import dataclass
 from core.clock import Clock
 from core.errors import ErrorCode, GatewayError
 from core.identity import InvalidIdentity, normalize_uscc
-from core.roles import Caller, Role
+from core.roles import Caller
+from resolvers.owned import compound_cursor, decode_compound, may_read, require_key
+from resolvers.subjects import decode_cursor, encode_cursor
 from store.changes import ChangeRow, ChangeStore
 from store.watch import MemberRow, NewMember, StatRowData, WatchlistRow, WatchStore
 
@@ -26,14 +26,6 @@ MEMBERS_PAGE_MAX = 1000
 CHANGES_PAGE_MAX = 1000
 NAME_MAX = 200
 URL_MAX = 2000
-STAT_DIMENSIONS = (
-    "STATUS",
-    "CREDIT_CLASS",
-    "REGION",
-    "LISTING_KIND",
-    "LISTING_MONTH",
-    "DEPARTMENT",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +57,7 @@ class Watchlists:
         self, caller: Caller, name: str, usccs: Sequence[str], webhook_url: str | None
     ) -> tuple[WatchlistRow, str | None]:
         """createWatchlist: all codes valid or nothing; the webhook secret, shown only here."""
-        _require_key(caller, "createWatchlist")
+        require_key(caller, "createWatchlist")
         if not name.strip() or len(name) > NAME_MAX:
             raise GatewayError(
                 ErrorCode.INVALID_ARGUMENT, f"name: 1 to {NAME_MAX} characters, not blank"
@@ -120,13 +112,13 @@ class Watchlists:
 
     async def get(self, caller: Caller, watchlist_id: str) -> WatchlistRow | None:
         """watchlist(id): the owner's, or anyone's for a regulator; else None."""
-        _require_key(caller, "watchlist")
+        require_key(caller, "watchlist")
         row = await self._store.get(watchlist_id)
-        return row if row is not None and _may_read(caller, row.client_id) else None
+        return row if row is not None and may_read(caller, row.client_id) else None
 
     async def lists(self, caller: Caller) -> list[WatchlistRow]:
         """watchlists: the caller's (a regulator: everyone's)."""
-        _require_key(caller, "watchlists")
+        require_key(caller, "watchlists")
         return await self._store.lists(None if caller.is_regulator else caller.client_id)
 
     async def size(self, watchlist_id: str) -> int:
@@ -152,7 +144,7 @@ class Watchlists:
         self, caller: Caller, watchlist_id: str | None, after: str | None, first: int
     ) -> list[ChangeRow]:
         """changes: of one list, or of all the caller's lists (a regulator: all), oldest first."""
-        _require_key(caller, "changes")
+        require_key(caller, "changes")
         if not 1 <= first <= CHANGES_PAGE_MAX:
             raise GatewayError(
                 ErrorCode.INVALID_ARGUMENT, f"first must be between 1 and {CHANGES_PAGE_MAX}"
@@ -160,7 +152,7 @@ class Watchlists:
         position = decode_change_cursor(after) if after else 0
         if watchlist_id is not None:
             row = await self._store.get(watchlist_id)
-            if row is None or not _may_read(caller, row.client_id):
+            if row is None or not may_read(caller, row.client_id):
                 raise GatewayError(ErrorCode.NOT_FOUND, "no watchlist with this id")
             return await self._changes.page(position, first, watchlist_id=row.id)
         owner = None if caller.is_regulator else caller.client_id
@@ -168,10 +160,10 @@ class Watchlists:
 
     async def may_follow(self, caller: Caller, watchlist_id: str | None) -> str | None:
         """subjectChanges: the client whose changes are followed (None: a regulator, all)."""
-        _require_key(caller, "subjectChanges")
+        require_key(caller, "subjectChanges")
         if watchlist_id is not None:
             row = await self._store.get(watchlist_id)
-            if row is None or not _may_read(caller, row.client_id):
+            if row is None or not may_read(caller, row.client_id):
                 raise GatewayError(ErrorCode.NOT_FOUND, "no watchlist with this id")
         return None if caller.is_regulator else caller.client_id
 
@@ -179,7 +171,7 @@ class Watchlists:
         self, caller: Caller, watchlist_id: str | None, dimension: str
     ) -> list[StatRowData]:
         """statistics: a list the caller may read, or (regulators) every watched subject."""
-        _require_key(caller, "statistics")
+        require_key(caller, "statistics")
         if watchlist_id is None:
             if not caller.is_regulator:
                 raise GatewayError(
@@ -187,7 +179,7 @@ class Watchlists:
                 )
         else:
             row = await self._store.get(watchlist_id)
-            if row is None or not _may_read(caller, row.client_id):
+            if row is None or not may_read(caller, row.client_id):
                 raise GatewayError(ErrorCode.NOT_FOUND, "no watchlist with this id")
         return await self._store.statistics(watchlist_id, dimension)
 
@@ -217,38 +209,21 @@ class Watchlists:
 
 def member_cursor(member: MemberRow) -> str:
     """The opaque cursor of a member in Watchlist.members."""
-    return base64.urlsafe_b64encode(f"m:{member.added_seq}:{member.uscc}".encode()).decode()
+    return compound_cursor("m", member.added_seq, member.uscc)
 
 
 def change_cursor(change: ChangeRow) -> str:
     """The opaque cursor of a change: its number, stable across replicas and restarts."""
-    return base64.urlsafe_b64encode(f"c:{change.seq}".encode()).decode()
+    return encode_cursor(change.seq, "c")
 
 
 def decode_change_cursor(cursor: str) -> int:
     """The change number in a cursor made by change_cursor."""
-    prefix, _, number = _decoded(cursor).partition(":")
-    if prefix == "c" and number.isascii() and number.isdigit() and len(number) <= 18:
-        return int(number)
-    raise _bad_cursor()
+    return decode_cursor(cursor, "c")
 
 
 def _decode_member_cursor(cursor: str) -> tuple[int, str]:
-    parts = _decoded(cursor).split(":")
-    if len(parts) == 3 and parts[0] == "m" and parts[1].isascii() and parts[1].isdigit():
-        return int(parts[1]), parts[2]
-    raise _bad_cursor()
-
-
-def _decoded(cursor: str) -> str:
-    try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise _bad_cursor() from None
-
-
-def _bad_cursor() -> GatewayError:
-    return GatewayError(ErrorCode.INVALID_CURSOR, "after is not a cursor this query returned")
+    return decode_compound(cursor, "m")
 
 
 def _valid_codes(usccs: Sequence[str]) -> list[str]:
@@ -274,12 +249,3 @@ def _member(code: str) -> NewMember:
     # interval from the code itself, so members are spread evenly over it.
     digest = hashlib.sha256(code.encode()).digest()
     return NewMember(code, code[2:6] + "00", int.from_bytes(digest[:8], "big") / 2**64)
-
-
-def _may_read(caller: Caller, owner: str) -> bool:
-    return caller.role is Role.REGULATOR or owner == caller.client_id
-
-
-def _require_key(caller: Caller, what: str) -> None:
-    if caller.role is Role.PUBLIC:
-        raise GatewayError(ErrorCode.FORBIDDEN, f"{what} needs an API key")
