@@ -149,7 +149,7 @@ def test_the_cache_table_and_its_defaults() -> None:
     assert config.cache == CacheConfig("redis://cache.internal:6379/0")
     assert (config.cache.replicas, config.cache.timeout_s, config.cache.key_prefix) == (
         2,
-        0.05,
+        0.5,
         "cg:",
     )
     table = {"url": "rediss://cache:6380/1", "replicas": 4, "timeout_s": 0.2, "key_prefix": "p:"}
