@@ -12,7 +12,25 @@ from typing import Any
 
 from store.database import Database, Transaction
 
-_COLUMNS = "seq, id, watchlist_id, client_id, uscc, name, kind, record, previous_status, status, at"
+_FIELDS = (
+    "seq",
+    "id",
+    "watchlist_id",
+    "client_id",
+    "uscc",
+    "name",
+    "kind",
+    "record",
+    "previous_status",
+    "status",
+    "at",
+)
+_COLUMNS = ", ".join(_FIELDS)
+
+
+def columns(alias: str) -> str:
+    """A change's columns qualified by a table alias, for joins (store/webhooks.py)."""
+    return ", ".join(f"{alias}.{name}" for name in _FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +64,8 @@ class ChangeRow:
         }
 
 
-def _row(values: Sequence[Any]) -> ChangeRow:
+def change_of(values: Sequence[Any]) -> ChangeRow:
+    """A change from the values of its columns, in that order."""
     seq, id_, list_id, client, uscc, name, kind, record, previous, status, at = values
     return ChangeRow(
         int(seq),
@@ -134,7 +153,7 @@ class ChangeStore:
                 f"SELECT {_COLUMNS} FROM changes WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?",
                 (*params, first),
             )
-        return [_row(r) for r in rows]
+        return [change_of(r) for r in rows]
 
     async def latest(self) -> int:
         """The number of the newest change (0 before the first): where a subscription starts."""
@@ -146,4 +165,4 @@ class ChangeStore:
         """One change by its number."""
         async with self._db.transaction() as tx:
             row = await tx.fetch_one(f"SELECT {_COLUMNS} FROM changes WHERE seq = ?", (seq,))
-        return _row(row) if row is not None else None
+        return change_of(row) if row is not None else None

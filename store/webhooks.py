@@ -12,23 +12,19 @@ A row whose watchlist was deleted is dropped (deleted) when it is next claimed.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from store.changes import ChangeRow
+from store.changes import ChangeRow, change_of, columns
 from store.database import Database, Transaction
 
 # How long a delivery is retried: at least the 24 hours contract §9 asks, kept for 48.
 KEEP_S = 86_400 * 2
 # last_error is for operators reading the table: short.
 _ERROR_CHARS = 300
-_CHANGE_COLUMNS = (
-    "c.seq, c.id, c.watchlist_id, c.client_id, c.uscc, c.name, c.kind, c.record, "
-    "c.previous_status, c.status, c.at"
-)
+_CHANGE_COLUMNS = columns("c")
 # Undelivered, and still to be tried: failed() leaves a row whose next attempt would come
 # after its give-up time with due_at >= give_up_at.
 _OPEN = "d.delivered_at IS NULL AND d.give_up_at > ? AND d.due_at < d.give_up_at"
@@ -100,7 +96,7 @@ class WebhookStore:
                     dropped.append((seq,))
                     continue
                 claimed.append(
-                    Delivery(_change(change), url, secret, int(attempts), float(give_up_at))
+                    Delivery(change_of(change), url, secret, int(attempts), float(give_up_at))
                 )
             if dropped:
                 await tx.execute_many(
@@ -172,20 +168,3 @@ class WebhookStore:
                 (moment,),
             )
         return float(row[0]) if row is not None and row[0] is not None else None
-
-
-def _change(values: Sequence[Any]) -> ChangeRow:
-    seq, id_, list_id, client, uscc, name, kind, record, previous, status, at = values
-    return ChangeRow(
-        int(seq),
-        id_,
-        list_id,
-        client,
-        uscc,
-        name,
-        kind,
-        json.loads(record) if record else None,
-        previous,
-        status,
-        at,
-    )
