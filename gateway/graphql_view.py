@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -39,6 +40,11 @@ GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
 # A JSON escape of a UTF-16 surrogate (\ud800): orjson refuses a lone one, JSON allows it.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+# graphql-transport-ws: seconds to send connection_init, and subscriptions per connection.
+WS_INIT_WAIT_S = 10
+MAX_SUBSCRIPTIONS = 10
 
 
 class _NotExecuted(ExecutionResult):
@@ -81,7 +87,14 @@ class GatewayGraphQL(GraphQL[RequestContext, None]):
         documents: TrustedDocuments | None = None,
     ) -> None:
         # Without an IDE strawberry answers a browser's GET /graphql with 404.
-        super().__init__(schema, graphql_ide="graphiql" if graphiql.enabled else None)
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if graphiql.enabled else None,
+            # WebSockets pass no rate limit or load shedding (HTTP middleware): a connection
+            # must say who it is soon, and holds a few subscriptions, each polling the store.
+            connection_init_wait_timeout=timedelta(seconds=WS_INIT_WAIT_S),
+            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS,
+        )
         self._ide_html = page_html(graphiql.example_uscc)
         self._documents = documents or TrustedDocuments()
 

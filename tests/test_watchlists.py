@@ -540,3 +540,34 @@ def test_a_watchlist_is_checked_while_a_bulk_check_runs(
     # The members had their baseline while the check was still being worked.
     assert found["checkedAt"] is not None
     assert state["data"]["bulkCheck"]["state"] == "RUNNING", state
+
+
+def test_a_connection_holds_a_bounded_number_of_subscriptions(gateway: GatewayServer) -> None:
+    # WebSockets pass no rate limit: each subscription polls the store every second.
+    from gateway.graphql_view import MAX_SUBSCRIPTIONS
+
+    async def subscribe_past_the_limit() -> list[str]:
+        url = gateway.url.replace("http", "ws") + "/graphql"
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(url, protocols=["graphql-transport-ws"]) as ws,
+        ):
+            init = {
+                "type": "connection_init",
+                "payload": {"Authorization": f"Bearer {KEYS['bank']}"},
+            }
+            await ws.send_json(init)
+            assert (await ws.receive_json(timeout=10))["type"] == "connection_ack"
+            for number in range(MAX_SUBSCRIPTIONS + 1):
+                query = "subscription { subjectChanges { id } }"
+                await ws.send_json(
+                    {"id": str(number), "type": "subscribe", "payload": {"query": query}}
+                )
+            message = await ws.receive_json(timeout=10)
+            return [message["type"], message["id"], message["payload"][0]["message"]]
+
+    assert asyncio.run(subscribe_past_the_limit()) == [
+        "error",
+        str(MAX_SUBSCRIPTIONS),
+        "Subscription limit reached",
+    ]
